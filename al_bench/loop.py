@@ -1,0 +1,410 @@
+"""The active-learning loop, top to bottom: fit -> evaluate -> select -> label -> record -> checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra.utils
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from al_bench.build import build_dataset, build_model, build_strategy
+from al_bench.data.base import ALDataModule
+from al_bench.errors import ALBenchError, BudgetError, ConfigMismatchError, TrainingDivergedError
+from al_bench.inference import evaluate
+from al_bench.models.base import ALNet
+from al_bench.module import ALModule, StopAtTrainAccuracy
+from al_bench.pool import ActivePool
+from al_bench.results import RunStore
+from al_bench.seeding import derive_seed, numpy_rng, torch_generator
+from al_bench.strategies.base import SelectionContext, Strategy
+from al_bench.tracking import make_tracker
+
+log = logging.getLogger("al_bench")
+
+#: config keys that do not change a run's results (ignored when checking that a resume matches).
+VOLATILE_KEYS = ("overwrite", "paths", "logger", "trainer.progress_bar", "verbose", "diagnostics")
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns: where the run lives, its curve, and how it ended."""
+
+    run_dir: Path
+    curve: pd.DataFrame
+    status: str  # "finished" | "already_finished"
+
+
+# ---- entry point ---------------------------------------------------------------------------------------
+def run(cfg: DictConfig) -> RunResult:
+    """Run (or resume) one AL experiment described by a composed config. Raises ALBenchError on user error."""
+    _quiet_lightning()
+    store = RunStore(cfg.paths.run_dir)
+    if store.exists() and cfg.get("overwrite", False):
+        store.clear()
+    if store.exists() and store.read_status().get("state") == "finished":
+        _check_same_config(store, cfg)
+        _say(cfg, f"already finished: results in {store.dir} (overwrite=true to redo it)")
+        return RunResult(store.dir, pd.read_csv(store.curve_path), "already_finished")
+
+    seed = int(cfg.seed)
+    device = resolve_device(str(cfg.trainer.get("accelerator", "auto")))
+    dataset = build_dataset(cfg)
+    data = ALDataModule(
+        dataset,
+        batch_size=cfg.trainer.batch_size,
+        eval_batch_size=cfg.trainer.eval_batch_size,
+        augment=cfg.trainer.get("augment"),
+        val_size=int(cfg.dataset.get("val_size", 0) or 0),
+        seed=int(cfg.dataset.get("val_seed", 0) or 0),
+        device=device,
+    )
+    strategy = build_strategy(cfg)
+    validate_budget(cfg.budget, len(data.pool_indices))
+    if strategy.needs_validation and len(data.val_indices) == 0:
+        raise ALBenchError(
+            f"strategy {cfg.strategy.name} needs a validation split: set dataset.val_size (e.g. dataset.val_size=100)"
+        )
+
+    pool = ActivePool(data.pool_indices, size=dataset.n_train)
+    rows: list[dict[str, Any]] = []
+    net_state: dict | None = None
+    start = 0
+    if store.exists():
+        _check_same_config(store, cfg)
+        state = store.load_state()
+        pool.load_state_dict(state["pool"])
+        strategy.load_state_dict(state.get("strategy", {}))
+        rows, net_state, start = state["rows"], state.get("net"), int(state["next_cycle"])
+        _say(cfg, f"resuming {store.dir} after cycle {start - 1}")
+    else:
+        initial = initial_labeled(data, cfg.budget, numpy_rng(seed, "init_labeled"))
+        pool.label(initial, cycle=0)
+    store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    cycles = int(cfg.budget.cycles)
+    store.write_status("running", cycles_done=start, cycles_total=cycles + 1)
+
+    tracker = make_tracker(cfg, store.dir)
+    tracker.start(rows)
+    try:
+        net: ALNet | None = None
+        if net_state is not None:
+            net = _new_model(cfg, data, seed, 0)
+            net.load_state_dict(net_state)
+        for cycle in range(start, cycles + 1):
+            net, row = run_cycle(cfg, data, pool, strategy, cycle, net)
+            rows.append(row)
+            tracker.log_row(row)
+            _say(cfg, format_row(row, cycles))
+            warm = bool(cfg.trainer.warm_start)
+            store.save_state(
+                {
+                    "next_cycle": cycle + 1,
+                    "pool": pool.state_dict(),
+                    "rows": rows,
+                    "strategy": strategy.state_dict(),
+                    "net": {k: v.detach().cpu() for k, v in net.state_dict().items()} if warm else None,
+                }
+            )
+            store.write_status("running", cycles_done=cycle + 1, cycles_total=cycles + 1)
+            if not warm:
+                net = None
+    except TrainingDivergedError as e:
+        store.write_status("failed", str(e), cycles_done=len(rows), cycles_total=cycles + 1)
+        tracker.finish(rows)
+        raise
+    except BaseException as e:
+        store.write_status("failed", f"{type(e).__name__}: {e}", cycles_done=len(rows), cycles_total=cycles + 1)
+        tracker.finish(rows)
+        raise
+    store.write_status("finished", cycles_done=cycles + 1, cycles_total=cycles + 1)
+    tracker.finish(rows)
+    curve = pd.read_csv(store.curve_path)
+    _say(cfg, ascii_curve(curve))
+    _say(cfg, f"results: {store.dir}")
+    return RunResult(store.dir, curve, "finished")
+
+
+# ---- one cycle -----------------------------------------------------------------------------------------
+def run_cycle(
+    cfg: DictConfig, data: ALDataModule, pool: ActivePool, strategy: Strategy, cycle: int, net: ALNet | None
+) -> tuple[ALNet, dict[str, Any]]:
+    """Train on the labeled set, evaluate, and (before the last cycle) select and label the next batch."""
+    seed, cycles = int(cfg.seed), int(cfg.budget.cycles)
+    candidates = draw_candidates(pool, cfg.budget.get("pool_subset"), numpy_rng(seed, "pool_subset", cycle))
+    if net is None:
+        net = _new_model(cfg, data, seed, cycle)
+    aux = strategy.auxiliary_module(net)
+    callbacks = list(strategy.training_callbacks(data, candidates, cycle))
+    train_idx, labels, n_pseudo = _training_set(pool, data, strategy)
+
+    t0 = time.perf_counter()
+    module = train_model(cfg, net, data, train_idx, seed, cycle, callbacks=callbacks, aux=aux, labels=labels)
+    train_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    test = evaluate(net, data)
+    val = evaluate(net, data, split="train", indices=data.val_indices) if len(data.val_indices) else {}
+    eval_s = time.perf_counter() - t0
+
+    row: dict[str, Any] = {
+        "dataset": cfg.dataset.name, "model": cfg.model.name, "strategy": cfg.strategy.name,
+        "budget": cfg.budget.name, "seed": seed, "cycle": cycle, "n_labeled": pool.n_labeled,
+        "n_pseudo": n_pseudo, "test_acc": test["acc"], "test_loss": test["loss"],
+        "val_acc": val.get("acc", np.nan), "val_loss": val.get("loss", np.nan),
+        "train_acc": module.epoch_acc, "epochs": module.current_epoch, "train_s": train_s,
+        "select_s": np.nan, "eval_s": eval_s,
+    }  # fmt: skip
+    if cycle < cycles:
+        dynamics = {cb.key: cb.result() for cb in callbacks if hasattr(cb, "key") and hasattr(cb, "result")}
+        ctx = SelectionContext(
+            model=net,
+            data=data,
+            pool=pool,
+            budget=int(cfg.budget.query_size),
+            cycle=cycle,
+            rng=numpy_rng(seed, "select", cycle),
+            candidates=candidates,
+            dynamics=dynamics,
+            fit_model=lambda member_seed: _fit_committee_member(cfg, data, pool, member_seed, cycle),
+            bf16=bool(cfg.trainer.get("bf16_inference", True)),
+        )
+        t0 = time.perf_counter()
+        picked = np.asarray(strategy.select(ctx), dtype=np.int64)
+        row["select_s"] = time.perf_counter() - t0
+        check_selection(picked, candidates, ctx.budget, cfg.strategy.name)
+        pool.label(picked, cycle=cycle + 1)
+    return net, row
+
+
+def train_model(
+    cfg: DictConfig,
+    net: ALNet,
+    data: ALDataModule,
+    indices: np.ndarray,
+    seed: int,
+    cycle: int,
+    callbacks: list | None = None,
+    aux: torch.nn.Module | None = None,
+    labels: torch.Tensor | None = None,
+    purpose: str = "train",
+) -> ALModule:
+    """Fit ``net`` on global ``indices`` with the run's recipe; a fresh Lightning Trainer per call."""
+    tcfg = cfg.trainer
+    torch.manual_seed(derive_seed(seed, purpose, cycle))
+    batches = data.train_batches(indices, torch_generator(seed, "shuffle:" + purpose, cycle), labels=labels)
+    optimizer = hydra.utils.instantiate(tcfg.optimizer)
+    scheduler = hydra.utils.instantiate(tcfg.scheduler) if tcfg.get("scheduler") else None
+    if data.device.type == "cuda" and tcfg.get("channels_last", True) and len(data.in_shape) == 3:
+        net = net.to(memory_format=torch.channels_last)
+    module = ALModule(net, optimizer, scheduler, aux=aux)
+    all_callbacks = list(callbacks or [])
+    if tcfg.get("stop_at_train_acc"):
+        all_callbacks.append(StopAtTrainAccuracy(float(tcfg.stop_at_train_acc)))
+    trainer = pl.Trainer(
+        max_epochs=int(tcfg.max_epochs),
+        min_epochs=int(tcfg.get("min_epochs") or 0) or None,
+        accelerator="gpu" if data.device.type == "cuda" else "cpu",
+        devices=tcfg.get("devices", 1),
+        strategy=tcfg.get("strategy", "auto"),
+        precision=tcfg.get("precision", "32-true"),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=bool(tcfg.get("progress_bar", False)),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        gradient_clip_val=tcfg.get("gradient_clip_val"),
+        callbacks=all_callbacks,
+        default_root_dir=str(Path(cfg.paths.run_dir)),
+    )
+    if tcfg.get("compile", False):
+        net.compile()
+    trainer.fit(module, train_dataloaders=batches)
+    net.to(data.device)  # Lightning's teardown moves the module to the CPU
+    if aux is not None:
+        aux.to(data.device)
+    return module
+
+
+# ---- helpers -------------------------------------------------------------------------------------------
+def resolve_device(accelerator: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'gpu'/'cuda' require CUDA; 'cpu' is cpu."""
+    if accelerator in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise ALBenchError("trainer.accelerator=gpu but no CUDA device is available: use trainer.accelerator=cpu")
+        return torch.device("cuda")
+    if accelerator == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if accelerator == "cpu":
+        return torch.device("cpu")
+    raise ALBenchError(f"unknown trainer.accelerator {accelerator!r}; valid: auto, cpu, gpu")
+
+
+def validate_budget(budget: DictConfig, n_pool: int) -> None:
+    """Refuse an impossible budget before any training, with one line that says what to change."""
+    init, query, cycles = budget.get("init_size"), budget.get("query_size"), budget.get("cycles")
+    for key, value, low in (("init_size", init, 1), ("query_size", query, 1), ("cycles", cycles, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise BudgetError(f"budget.{key} must be an integer >= {low}, got {value!r}")
+    need = init + cycles * query
+    if need > n_pool:
+        most = max((n_pool - init) // query, 0)
+        raise BudgetError(
+            f"budget needs {need} labels (budget.init_size={init} + budget.cycles={cycles} x "
+            f"budget.query_size={query}) but the pool has only {n_pool} samples: "
+            + (f"use budget.cycles<={most} or a smaller budget.query_size" if init <= n_pool else
+               "use a smaller budget.init_size")
+        )  # fmt: skip
+    subset = budget.get("pool_subset")
+    if subset is not None and (not isinstance(subset, int) or subset < query):
+        raise BudgetError(f"budget.pool_subset must be null or an integer >= budget.query_size ({query}), got {subset!r}")
+
+
+def initial_labeled(data: ALDataModule, budget: DictConfig, rng: np.random.Generator) -> np.ndarray:
+    """The initial labeled set [init_size] of global pool indices: class-balanced or uniformly random."""
+    pool = data.pool_indices
+    size = int(budget.init_size)
+    if not budget.get("init_balanced", False):
+        return np.sort(rng.choice(pool, size=size, replace=False))
+    return np.sort(pool[balanced_positions(data.all_train_labels[pool], size, rng)])
+
+
+def balanced_positions(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` positions of ``labels`` with equal counts per class (remainders to randomly ordered classes;
+    a class that runs out leaves its share to the others)."""
+    by_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    order = rng.permutation(len(by_class))
+    taken, picks = [0] * len(by_class), []
+    while len(picks) < size:
+        progressed = False
+        for c in order:
+            if len(picks) == size:
+                break
+            if taken[c] < len(by_class[c]):
+                picks.append(by_class[c][taken[c]])
+                taken[c] += 1
+                progressed = True
+        if not progressed:
+            raise BudgetError(f"cannot draw {size} initial labels from {len(labels)} samples")
+    return np.asarray(picks, dtype=np.int64)
+
+
+def draw_candidates(pool: ActivePool, subset: int | None, rng: np.random.Generator) -> np.ndarray:
+    """The unlabeled global indices a strategy may choose from this cycle (a fresh random subset if asked)."""
+    unlabeled = pool.unlabeled_indices
+    if subset is None or subset >= len(unlabeled):
+        return unlabeled
+    return np.sort(rng.choice(unlabeled, size=int(subset), replace=False))
+
+
+def check_selection(picked: np.ndarray, candidates: np.ndarray, budget: int, name: str) -> None:
+    """A strategy must return exactly ``budget`` unique indices taken from ``candidates``."""
+    if picked.ndim != 1 or len(picked) != budget:
+        raise RuntimeError(f"strategy {name} returned {picked.shape} indices, expected {budget}")
+    if len(np.unique(picked)) != budget:
+        raise RuntimeError(f"strategy {name} returned duplicate indices")
+    if not np.isin(picked, candidates).all():
+        raise RuntimeError(f"strategy {name} returned indices outside the candidates")
+
+
+def _new_model(cfg: DictConfig, data: ALDataModule, seed: int, cycle: int) -> ALNet:
+    torch.manual_seed(derive_seed(seed, "init_weights", cycle))
+    return build_model(cfg, data.in_shape, data.num_classes).to(data.device)
+
+
+def _training_set(
+    pool: ActivePool, data: ALDataModule, strategy: Strategy
+) -> tuple[np.ndarray, torch.Tensor | None, int]:
+    """Labeled indices plus the strategy's pseudo-labeled ones (never counted as labels)."""
+    labeled = pool.labeled_indices
+    pseudo = strategy.pseudo_labels()
+    if pseudo is None or len(pseudo[0]) == 0:
+        return labeled, None, 0
+    idx, lab = np.asarray(pseudo[0], dtype=np.int64), np.asarray(pseudo[1], dtype=np.int64)
+    keep = ~pool.is_labeled(idx)
+    idx, lab = idx[keep], lab[keep]
+    labels = data.dataset.y_train.clone()
+    labels[torch.as_tensor(idx)] = torch.as_tensor(lab)
+    return np.concatenate([labeled, idx]), labels, len(idx)
+
+
+def _fit_committee_member(cfg: DictConfig, data: ALDataModule, pool: ActivePool, member_seed: int, cycle: int) -> ALNet:
+    net = _new_model(cfg, data, int(member_seed), cycle)
+    train_model(cfg, net, data, pool.labeled_indices, int(member_seed), cycle, purpose="committee")
+    return net
+
+
+def _comparable(cfg: DictConfig) -> dict:
+    c = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(c, dict)
+    for key in VOLATILE_KEYS:
+        parts = key.split(".")
+        node = c
+        for p in parts[:-1]:
+            node = node.get(p, {})
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    return c
+
+
+def _check_same_config(store: RunStore, cfg: DictConfig) -> None:
+    if not store.config_path.exists():
+        return
+    old = _comparable(OmegaConf.load(store.config_path))
+    new = _comparable(cfg)
+    if old != new:
+        diff = sorted(_diff_keys(old, new))
+        raise ConfigMismatchError(
+            f"{store.dir} holds a run with another config (differs in: {', '.join(diff[:6])}); "
+            "use overwrite=true to replace it, or another paths.results_dir / strategy.name"
+        )
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def format_row(row: dict[str, Any], cycles: int) -> str:
+    sel = "" if np.isnan(row["select_s"]) else f" | select {row['select_s']:.2f}s"
+    return (
+        f"cycle {row['cycle']:>3}/{cycles} | labeled {row['n_labeled']:>6} | test acc {row['test_acc']:.4f}"
+        f" | test loss {row['test_loss']:.4f} | train {row['train_s']:.1f}s{sel}"
+    )
+
+
+def ascii_curve(curve: pd.DataFrame, width: int = 40) -> str:
+    """The learning curve as a terminal bar chart: one line per cycle."""
+    lines = [f"learning curve ({curve['strategy'].iloc[0]}, seed {curve['seed'].iloc[0]}):"]
+    for _, r in curve.iterrows():
+        bar = "#" * int(round(r["test_acc"] * width))
+        lines.append(f"  {int(r['n_labeled']):>6} labels  {100 * r['test_acc']:6.2f}%  {bar}")
+    return "\n".join(lines)
+
+
+def _say(cfg: DictConfig, message: str) -> None:
+    if cfg.get("verbose", True):
+        print(message, flush=True)
+
+
+def _quiet_lightning() -> None:
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", message=r".*number of training batches.*")
+    warnings.filterwarnings("ignore", message=r".*`training_step` returned.*")
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")

@@ -1,0 +1,1 @@
+"""Pure tensor kernels. Every score function returns higher = query first."""

@@ -1,0 +1,190 @@
+"""Collect every run under a results directory into tidy frames: learning curves and run status.
+
+A run directory is ``<results_dir>/.../<dataset>/<model>/<strategy>/seed=<seed>/`` holding ``curve.csv``
+(one row per cycle), ``status.json`` (absent in older runs), ``config.yaml`` and ``selected.csv``.
+A *setting* is one ``(dataset, model, budget)``: strategies are compared within a setting, never across.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from al_bench.errors import ALBenchError
+
+SETTING_KEYS: tuple[str, ...] = ("dataset", "model", "budget")
+RUN_KEYS: tuple[str, ...] = (*SETTING_KEYS, "strategy", "seed")
+TEXT_COLUMNS: tuple[str, ...] = ("dataset", "model", "budget", "strategy")
+INT_COLUMNS: tuple[str, ...] = ("seed", "cycle", "n_labeled")
+REQUIRED_COLUMNS: tuple[str, ...] = (*TEXT_COLUMNS, *INT_COLUMNS, "test_acc")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("test_loss", "val_acc", "train_s", "select_s")
+REPORT_DIRNAME = "report"
+STATUS_COLUMNS: tuple[str, ...] = (
+    "run_dir", *RUN_KEYS, "state", "message", "cycles_done", "cycles_total", "has_status",
+)  # fmt: skip
+
+
+def load_curves(results_dir: str | Path, exclude: Iterable[str | Path] = ()) -> pd.DataFrame:
+    """Concatenate every ``curve.csv`` under ``results_dir`` into one tidy frame (one row per run x cycle).
+
+    Skips ``results_dir/report`` and any directory in ``exclude``. Columns: the required ones
+    (dataset, model, budget, strategy, seed, cycle, n_labeled, test_acc), the optional ones (test_loss,
+    val_acc, train_s, select_s; NaN where a file lacks them), any extra column the files carry, and
+    ``run_dir`` (absolute path, str). Sorted by run then cycle.
+    Raises ALBenchError naming the file for a malformed curve, naming both run dirs when the same
+    (dataset, model, budget, strategy, seed) appears twice, and when the directory is missing or holds no curve.
+    """
+    root = _existing_dir(results_dir)
+    paths = _find(root, "curve.csv", exclude)
+    if not paths:
+        raise ALBenchError(f"no curve.csv under {root}: nothing to report (is this a results directory?)")
+    frames = [_read_curve(path) for path in paths]
+    frame = pd.concat(frames, ignore_index=True, sort=False)
+    _check_duplicate_runs(frame)
+    ordered = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]
+    columns = ordered + [c for c in frame.columns if c not in ordered and c != "run_dir"] + ["run_dir"]
+    return frame[columns].sort_values([*RUN_KEYS, "cycle"], kind="stable").reset_index(drop=True)
+
+
+def load_status(results_dir: str | Path, exclude: Iterable[str | Path] = ()) -> pd.DataFrame:
+    """One row per run directory (a directory holding ``curve.csv`` or ``status.json``) with its state.
+
+    Columns: run_dir, dataset, model, budget, strategy, seed, state, message, cycles_done, cycles_total,
+    has_status. ``state`` is status.json's ("finished" | "running" | "failed"); a run without status.json
+    (older runs) counts as "finished"; an unreadable status.json gives state "unknown" with the reason.
+    Run identity comes from the first row of curve.csv, else from the path (``.../<dataset>/<model>/
+    <strategy>/seed=<seed>``) and ``config.yaml`` (budget); unknown fields are empty / NaN.
+    """
+    root = _existing_dir(results_dir)
+    dirs = sorted({p.parent for name in ("curve.csv", "status.json") for p in _find(root, name, exclude)})
+    rows = [_status_row(run_dir) for run_dir in dirs]
+    frame = pd.DataFrame(rows, columns=list(STATUS_COLUMNS))
+    for column in ("seed", "cycles_done", "cycles_total"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    return frame
+
+
+def _existing_dir(results_dir: str | Path) -> Path:
+    root = Path(results_dir).expanduser().resolve()
+    if not root.exists():
+        raise ALBenchError(f"results directory {root} does not exist")
+    if not root.is_dir():
+        raise ALBenchError(f"{root} is not a directory: pass the results directory of a run or sweep")
+    return root
+
+
+def _find(root: Path, name: str, exclude: Iterable[str | Path]) -> list[Path]:
+    """Files called ``name`` under ``root``, outside ``root/report`` and the ``exclude`` directories."""
+    skipped = [root / REPORT_DIRNAME, *(Path(e).expanduser().resolve() for e in exclude)]
+    found = []
+    for path in sorted(root.rglob(name)):
+        if path.is_file() and not any(path.is_relative_to(s) for s in skipped):
+            found.append(path)
+    return found
+
+
+def _read_curve(path: Path) -> pd.DataFrame:
+    """Read and validate one curve.csv; every problem is an ALBenchError that names the file."""
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=True)
+    except pd.errors.EmptyDataError:
+        raise ALBenchError(f"{path}: empty file, expected a header row with {', '.join(REQUIRED_COLUMNS)}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ALBenchError(f"{path}: not a readable CSV ({first_line})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ALBenchError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)}")
+    for column in TEXT_COLUMNS:
+        if frame[column].isna().any():
+            raise ALBenchError(f"{path}: column {column!r} has empty values")
+        frame[column] = frame[column].astype(str)
+    for column in (*INT_COLUMNS, "test_acc"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.isna().any():
+            raise ALBenchError(f"{path}: column {column!r} has empty or non-numeric values")
+        if column in INT_COLUMNS:
+            if not np.all(np.equal(np.mod(values, 1), 0)):
+                raise ALBenchError(f"{path}: column {column!r} must hold integers")
+            values = values.astype(np.int64)
+        frame[column] = values
+    for column in OPTIONAL_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame.columns else np.nan
+    if frame["cycle"].duplicated().any():
+        raise ALBenchError(f"{path}: the same cycle appears twice")
+    if frame[list(RUN_KEYS)].drop_duplicates().shape[0] > 1:
+        raise ALBenchError(f"{path}: rows of more than one run (dataset, model, budget, strategy, seed) in one file")
+    frame["run_dir"] = str(path.parent)
+    return frame
+
+
+def _check_duplicate_runs(frame: pd.DataFrame) -> None:
+    runs = frame[[*RUN_KEYS, "run_dir"]].drop_duplicates()
+    clash = runs[runs.duplicated(list(RUN_KEYS), keep=False)]
+    if not clash.empty:
+        first = clash.iloc[0]
+        dirs = clash[(clash[list(RUN_KEYS)] == first[list(RUN_KEYS)]).all(axis=1)]["run_dir"].tolist()
+        key = ", ".join(f"{k}={first[k]}" for k in RUN_KEYS)
+        raise ALBenchError(
+            f"the same run ({key}) is in {' and '.join(dirs)}: report one sweep at a time or remove the copy"
+        )
+
+
+def _status_row(run_dir: Path) -> dict:
+    row: dict = dict.fromkeys(STATUS_COLUMNS, None) | {"run_dir": str(run_dir), "message": ""}
+    row |= _identity(run_dir)
+    status_path = run_dir / "status.json"
+    if not status_path.exists():
+        return row | {"state": "finished", "message": "no status.json (older run), assumed finished", "has_status": False}
+    row["has_status"] = True
+    try:
+        status = json.loads(status_path.read_text())
+        if not isinstance(status, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as err:
+        return row | {"state": "unknown", "message": f"unreadable status.json: {err}"}
+    row["state"] = str(status.get("state", "unknown"))
+    row["message"] = " ".join(str(status.get("message") or "").split())  # one line
+    row["cycles_done"] = status.get("cycles_done")
+    row["cycles_total"] = status.get("cycles_total")
+    return row
+
+
+def _identity(run_dir: Path) -> dict:
+    """(dataset, model, budget, strategy, seed) of a run: curve.csv's first row, else path and config.yaml."""
+    curve = run_dir / "curve.csv"
+    if curve.exists():
+        try:
+            first = pd.read_csv(curve, nrows=1, dtype={c: str for c in TEXT_COLUMNS})
+            if len(first) and all(k in first.columns for k in RUN_KEYS):
+                return {k: first[k].iloc[0] for k in RUN_KEYS}
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+            pass
+    ident: dict = {}
+    parts = run_dir.parts
+    if len(parts) >= 4 and parts[-1].startswith("seed="):
+        ident = {"dataset": parts[-4], "model": parts[-3], "strategy": parts[-2], "seed": parts[-1][len("seed=") :]}
+    budget = _budget_from_config(run_dir / "config.yaml")
+    if budget is not None:
+        ident["budget"] = budget
+    return ident
+
+
+def _budget_from_config(path: Path) -> str | None:
+    """The budget name in a run's config.yaml (``budget: {name: ...}`` or ``budget: <name>``), if any."""
+    if not path.exists():
+        return None
+    try:
+        import yaml
+
+        config = yaml.safe_load(path.read_text())
+    except Exception:  # noqa: BLE001 - a config we cannot read only costs us the budget name
+        return None
+    budget = config.get("budget") if isinstance(config, dict) else None
+    if isinstance(budget, dict):
+        budget = budget.get("name")
+    return None if budget is None else str(budget)
