@@ -42,7 +42,11 @@ def build_dataset(cfg: DictConfig) -> ArrayDataset:
 
 def build_model(cfg: DictConfig, in_shape: tuple[int, ...], num_classes: int) -> ALNet:
     """Instantiate ``cfg.model`` for inputs of ``in_shape`` and ``num_classes`` outputs."""
-    return _instantiate(_kwargs(cfg.model, "model"), "model", in_shape=list(in_shape), num_classes=num_classes)
+    model = _instantiate(
+        _kwargs(cfg.model, "model"), "model", in_shape=list(in_shape), num_classes=num_classes
+    )
+    model.in_shape = tuple(in_shape)
+    return model
 
 
 def build_strategy(cfg: DictConfig) -> Strategy:

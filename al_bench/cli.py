@@ -1,4 +1,4 @@
-"""Thin Hydra entry point: ``python -m al_bench [overrides]``; all logic lives in :func:`al_bench.loop.run`."""
+"""Thin Hydra entry point ``python -m al_bench [overrides]``; the logic lives in :func:`al_bench.loop.run`."""
 
 from __future__ import annotations
 

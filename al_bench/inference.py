@@ -37,7 +37,9 @@ def logits_and_features(
 
 
 @torch.inference_mode()
-def predicted_labels(model: ALNet, data: ALDataModule, indices: np.ndarray, bf16: bool = False) -> torch.Tensor:
+def predicted_labels(
+    model: ALNet, data: ALDataModule, indices: np.ndarray, bf16: bool = False
+) -> torch.Tensor:
     """argmax predictions [N] (int64, on the data device) for global ``indices``; no copy to CPU."""
     was_training = model.training
     model.eval()
@@ -50,7 +52,9 @@ def predicted_labels(model: ALNet, data: ALDataModule, indices: np.ndarray, bf16
 
 
 @torch.inference_mode()
-def evaluate(model: ALNet, data: ALDataModule, split: str = "test", indices: np.ndarray | None = None) -> dict:
+def evaluate(
+    model: ALNet, data: ALDataModule, split: str = "test", indices: np.ndarray | None = None
+) -> dict:
     """{'acc', 'loss'} of ``model`` on a split (the whole test set by default)."""
     batches = data.test_batches() if indices is None else data.eval_batches(indices, split=split)
     was_training = model.training
@@ -67,7 +71,12 @@ def evaluate(model: ALNet, data: ALDataModule, split: str = "test", indices: np.
 
 @torch.inference_mode()
 def mc_dropout_probs(
-    model: ALNet, data: ALDataModule, indices: np.ndarray, n_samples: int, generator_seed: int, bf16: bool = False
+    model: ALNet,
+    data: ALDataModule,
+    indices: np.ndarray,
+    n_samples: int,
+    generator_seed: int,
+    bf16: bool = False,
 ) -> torch.Tensor:
     """MC-dropout softmax probabilities [N, T, C] float32 on CPU.
 

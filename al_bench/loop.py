@@ -16,14 +16,18 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from al_bench import distributed
 from al_bench.build import build_dataset, build_model, build_strategy
+from al_bench.callbacks.pool_predictions import PoolPredictionRecorder
 from al_bench.data.base import ALDataModule
+from al_bench.diagnostics import dispersion_accuracy_bins, plot_dispersion_accuracy
 from al_bench.errors import ALBenchError, BudgetError, ConfigMismatchError, TrainingDivergedError
-from al_bench.inference import evaluate
+from al_bench.inference import evaluate, predicted_labels
 from al_bench.models.base import ALNet
 from al_bench.module import ALModule, StopAtTrainAccuracy
+from al_bench.ops.dynamics import label_dispersion
 from al_bench.pool import ActivePool
-from al_bench.results import RunStore
+from al_bench.results import RunStore, atomic_write_text
 from al_bench.seeding import derive_seed, numpy_rng, torch_generator
 from al_bench.strategies.base import SelectionContext, Strategy
 from al_bench.tracking import make_tracker
@@ -31,7 +35,7 @@ from al_bench.tracking import make_tracker
 log = logging.getLogger("al_bench")
 
 #: config keys that do not change a run's results (ignored when checking that a resume matches).
-VOLATILE_KEYS = ("overwrite", "paths", "logger", "trainer.progress_bar", "verbose", "diagnostics")
+VOLATILE_KEYS = ("overwrite", "paths", "logger", "trainer.progress_bar", "verbose", "diagnostics", "threads")
 
 
 @dataclass
@@ -56,6 +60,8 @@ def run(cfg: DictConfig) -> RunResult:
         return RunResult(store.dir, pd.read_csv(store.curve_path), "already_finished")
 
     seed = int(cfg.seed)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     device = resolve_device(str(cfg.trainer.get("accelerator", "auto")))
     dataset = build_dataset(cfg)
     data = ALDataModule(
@@ -71,7 +77,8 @@ def run(cfg: DictConfig) -> RunResult:
     validate_budget(cfg.budget, len(data.pool_indices))
     if strategy.needs_validation and len(data.val_indices) == 0:
         raise ALBenchError(
-            f"strategy {cfg.strategy.name} needs a validation split: set dataset.val_size (e.g. dataset.val_size=100)"
+            f"strategy {cfg.strategy.name} needs a validation split: "
+            "set dataset.val_size (e.g. dataset.val_size=100)"
         )
 
     pool = ActivePool(data.pool_indices, size=dataset.n_train)
@@ -122,7 +129,9 @@ def run(cfg: DictConfig) -> RunResult:
         tracker.finish(rows)
         raise
     except BaseException as e:
-        store.write_status("failed", f"{type(e).__name__}: {e}", cycles_done=len(rows), cycles_total=cycles + 1)
+        store.write_status(
+            "failed", f"{type(e).__name__}: {e}", cycles_done=len(rows), cycles_total=cycles + 1
+        )
         tracker.finish(rows)
         raise
     store.write_status("finished", cycles_done=cycles + 1, cycles_total=cycles + 1)
@@ -142,8 +151,16 @@ def run_cycle(
     candidates = draw_candidates(pool, cfg.budget.get("pool_subset"), numpy_rng(seed, "pool_subset", cycle))
     if net is None:
         net = _new_model(cfg, data, seed, cycle)
+    selects = cycle < cycles
+    callbacks = list(strategy.training_callbacks(data, candidates, cycle)) if selects else []
+    if cfg.get("diagnostics", False) and not any(
+        getattr(cb, "key", None) == "pool_predictions" for cb in callbacks
+    ):
+        callbacks.append(PoolPredictionRecorder(data, candidates, key="pool_predictions"))
+    for cb in callbacks:
+        if isinstance(cb, PoolPredictionRecorder):
+            cb.bf16 = bool(cfg.trainer.get("bf16_inference", True))
     aux = strategy.auxiliary_module(net)
-    callbacks = list(strategy.training_callbacks(data, candidates, cycle))
     train_idx, labels, n_pseudo = _training_set(pool, data, strategy)
 
     t0 = time.perf_counter()
@@ -163,8 +180,10 @@ def run_cycle(
         "train_acc": module.epoch_acc, "epochs": module.current_epoch, "train_s": train_s,
         "select_s": np.nan, "eval_s": eval_s,
     }  # fmt: skip
-    if cycle < cycles:
-        dynamics = {cb.key: cb.result() for cb in callbacks if hasattr(cb, "key") and hasattr(cb, "result")}
+    dynamics = {cb.key: cb.result() for cb in callbacks if hasattr(cb, "key") and hasattr(cb, "result")}
+    if cfg.get("diagnostics", False) and "pool_predictions" in dynamics and distributed.is_main():
+        write_dispersion_diagnostic(Path(cfg.paths.run_dir), cycle, net, data, dynamics["pool_predictions"])
+    if selects:
         ctx = SelectionContext(
             model=net,
             data=data,
@@ -178,7 +197,7 @@ def run_cycle(
             bf16=bool(cfg.trainer.get("bf16_inference", True)),
         )
         t0 = time.perf_counter()
-        picked = np.asarray(strategy.select(ctx), dtype=np.int64)
+        picked = distributed.broadcast_indices(np.asarray(strategy.select(ctx), dtype=np.int64))
         row["select_s"] = time.perf_counter() - t0
         check_selection(picked, candidates, ctx.budget, cfg.strategy.name)
         pool.label(picked, cycle=cycle + 1)
@@ -236,11 +255,28 @@ def train_model(
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
+def write_dispersion_diagnostic(
+    run_dir: Path, cycle: int, net: ALNet, data: ALDataModule, record: dict
+) -> None:
+    """Bengar et al.'s Fig. 11 for this cycle: pool samples binned by label dispersion against the trained
+    model's accuracy on them (uses the true labels, for the diagnostic only: selection never sees them)."""
+    history = record["history"]
+    if history.shape[0] == 0 or history.shape[1] == 0:
+        return
+    dispersion = label_dispersion(history)
+    correct = predicted_labels(net, data, record["indices"]).cpu() == data.labels(record["indices"]).cpu()
+    frame = dispersion_accuracy_bins(dispersion, correct)
+    atomic_write_text(run_dir / f"diagnostics_dispersion_cycle{cycle}.csv", frame.to_csv(index=False))
+    plot_dispersion_accuracy(frame, run_dir / f"diagnostics_dispersion_cycle{cycle}.png")
+
+
 def resolve_device(accelerator: str) -> torch.device:
     """'auto' -> cuda when available, else cpu; 'gpu'/'cuda' require CUDA; 'cpu' is cpu."""
     if accelerator in ("gpu", "cuda"):
         if not torch.cuda.is_available():
-            raise ALBenchError("trainer.accelerator=gpu but no CUDA device is available: use trainer.accelerator=cpu")
+            raise ALBenchError(
+                "trainer.accelerator=gpu but no CUDA device is available: use trainer.accelerator=cpu"
+            )
         return torch.device("cuda")
     if accelerator == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -266,7 +302,9 @@ def validate_budget(budget: DictConfig, n_pool: int) -> None:
         )  # fmt: skip
     subset = budget.get("pool_subset")
     if subset is not None and (not isinstance(subset, int) or subset < query):
-        raise BudgetError(f"budget.pool_subset must be null or an integer >= budget.query_size ({query}), got {subset!r}")
+        raise BudgetError(
+            f"budget.pool_subset must be null or an integer >= budget.query_size ({query}), got {subset!r}"
+        )
 
 
 def initial_labeled(data: ALDataModule, budget: DictConfig, rng: np.random.Generator) -> np.ndarray:
@@ -337,7 +375,9 @@ def _training_set(
     return np.concatenate([labeled, idx]), labels, len(idx)
 
 
-def _fit_committee_member(cfg: DictConfig, data: ALDataModule, pool: ActivePool, member_seed: int, cycle: int) -> ALNet:
+def _fit_committee_member(
+    cfg: DictConfig, data: ALDataModule, pool: ActivePool, member_seed: int, cycle: int
+) -> ALNet:
     net = _new_model(cfg, data, int(member_seed), cycle)
     train_model(cfg, net, data, pool.labeled_indices, int(member_seed), cycle, purpose="committee")
     return net
@@ -396,7 +436,7 @@ def ascii_curve(curve: pd.DataFrame, width: int = 40) -> str:
 
 
 def _say(cfg: DictConfig, message: str) -> None:
-    if cfg.get("verbose", True):
+    if cfg.get("verbose", True) and distributed.is_main():
         print(message, flush=True)
 
 

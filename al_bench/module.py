@@ -20,8 +20,8 @@ SchedulerFactory = Callable[..., Any]
 class ALModule(pl.LightningModule):
     """Cross-entropy training of ``net`` (+ an optional auxiliary module, e.g. LL4AL's loss predictor).
 
-    ``training_step`` returns per-sample outputs (``per_sample_loss``, ``logits``, ``index``) so that callbacks
-    can record learning dynamics from ``on_train_batch_end``. Batches are ``(x, y, global index)``.
+    ``training_step`` returns per-sample outputs (``per_sample_loss``, ``logits``, ``index``) so that
+    callbacks can record learning dynamics from ``on_train_batch_end``. Batches are ``(x, y, global index)``.
     Nothing is logged per step (logging costs more than an MLP step); the epoch's mean loss and accuracy
     are kept in ``epoch_loss`` / ``epoch_acc`` for callbacks (e.g. stop at a train accuracy).
     """
@@ -69,7 +69,12 @@ class ALModule(pl.LightningModule):
             self._loss_sum += detached * len(y)
             self._correct += correct
         self._seen += len(y)
-        return {"loss": loss, "per_sample_loss": per_sample.detach(), "logits": logits.detach(), "index": index}
+        return {
+            "loss": loss,
+            "per_sample_loss": per_sample.detach(),
+            "logits": logits.detach(),
+            "index": index,
+        }
 
     def on_train_epoch_start(self) -> None:
         self._loss_sum, self._correct, self._seen = None, None, 0

@@ -1,4 +1,4 @@
-"""A run's files: curve.csv, selected.csv, config.yaml, status.json and the resume state, written atomically."""
+"""A run's files (curve.csv, selected.csv, config.yaml, status.json, resume state), written atomically."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
+
+from al_bench import distributed
 
 CURVE_COLUMNS = [
     "dataset", "model", "strategy", "budget", "seed", "cycle", "n_labeled", "n_pseudo",
@@ -42,7 +43,8 @@ class RunStore:
     """The directory of one run: ``<results_dir>/<dataset>/<model>/<strategy>/seed=<seed>/``.
 
     ``state.pt`` is the single source of truth for resuming (pool, curve rows, selections, strategy state,
-    warm-start weights); the CSV files are views of it rewritten after every cycle.
+    warm-start weights); the CSV files are views of it rewritten after every cycle. Under DDP only rank 0
+    writes.
     """
 
     STATE = "state.pt"
@@ -70,10 +72,14 @@ class RunStore:
         return (self.dir / self.STATE).exists()
 
     def load_state(self) -> dict[str, Any]:
+        import torch
+
         return torch.load(self.dir / self.STATE, map_location="cpu", weights_only=False)
 
     def save_state(self, state: dict[str, Any]) -> None:
         """Persist the resume state, then the CSV views of it (each file atomically)."""
+        if not distributed.is_main():  # under DDP only rank 0 writes
+            return
         buf = _to_bytes(state)
         atomic_write_bytes(self.dir / self.STATE, buf)
         self.write_curve(state["rows"])
@@ -81,7 +87,9 @@ class RunStore:
 
     def write_curve(self, rows: Iterable[dict]) -> None:
         frame = pd.DataFrame(list(rows))
-        cols = [c for c in CURVE_COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in CURVE_COLUMNS]
+        cols = [c for c in CURVE_COLUMNS if c in frame.columns] + [
+            c for c in frame.columns if c not in CURVE_COLUMNS
+        ]
         atomic_write_text(self.curve_path, frame[cols].to_csv(index=False))
 
     def write_selected(self, labeled_cycle: np.ndarray) -> None:
@@ -92,10 +100,16 @@ class RunStore:
         atomic_write_text(self.selected_path, frame.to_csv(index=False))
 
     def write_config(self, yaml_text: str) -> None:
+        if not distributed.is_main():  # under DDP only rank 0 writes
+            return
         atomic_write_text(self.config_path, yaml_text)
 
     def write_status(self, state: str, message: str = "", **extra: Any) -> None:
-        atomic_write_text(self.status_path, json.dumps({"state": state, "message": message, **extra}, indent=1))
+        if not distributed.is_main():  # under DDP only rank 0 writes
+            return
+        atomic_write_text(
+            self.status_path, json.dumps({"state": state, "message": message, **extra}, indent=1)
+        )
 
     def read_status(self) -> dict[str, Any]:
         if not self.status_path.exists():
@@ -104,6 +118,8 @@ class RunStore:
 
     def clear(self) -> None:
         """Remove this run's own files (only those al_bench writes), for ``overwrite=true``."""
+        if not distributed.is_main():  # under DDP only rank 0 writes
+            return
         for name in (self.STATE, "curve.csv", "selected.csv", "config.yaml", "status.json"):
             (self.dir / name).unlink(missing_ok=True)
         for extra in self.dir.glob("diagnostics_*"):
@@ -112,6 +128,8 @@ class RunStore:
 
 def _to_bytes(obj: Any) -> bytes:
     import io
+
+    import torch
 
     buf = io.BytesIO()
     torch.save(obj, buf)

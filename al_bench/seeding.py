@@ -27,7 +27,9 @@ def numpy_rng(seed: int, purpose: str, *keys: int) -> np.random.Generator:
     return np.random.default_rng(derive_seed(seed, purpose, *keys))
 
 
-def torch_generator(seed: int, purpose: str, *keys: int, device: str | torch.device = "cpu") -> torch.Generator:
+def torch_generator(
+    seed: int, purpose: str, *keys: int, device: str | torch.device = "cpu"
+) -> torch.Generator:
     """torch.Generator for one purpose, on ``device``."""
     g = torch.Generator(device=device)
     g.manual_seed(derive_seed(seed, purpose, *keys))

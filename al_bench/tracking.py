@@ -8,6 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from al_bench import distributed
 from al_bench.errors import ALBenchError
 
 
@@ -67,7 +68,11 @@ class WandbTracker(Tracker):
             table = wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])
             self.run.log({"curve": table})
             self.run.log(
-                {"learning_curve": wandb.plot.line(table, "n_labeled", "test_acc", title="test accuracy vs labels")}
+                {
+                    "learning_curve": wandb.plot.line(
+                        table, "n_labeled", "test_acc", title="test accuracy vs labels"
+                    )
+                }
             )
         self.run.finish()
         self.run = None
@@ -78,5 +83,5 @@ def make_tracker(cfg: DictConfig, run_dir: Path) -> Tracker:
     if name == "csv":
         return Tracker()
     if name == "wandb":
-        return WandbTracker(cfg, run_dir)
+        return WandbTracker(cfg, run_dir) if distributed.is_main() else Tracker()
     raise ALBenchError(f"unknown logger {name!r}; valid: csv, wandb")

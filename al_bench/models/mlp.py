@@ -18,7 +18,11 @@ class MLP(ALNet):
     """
 
     def __init__(
-        self, in_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (256, 256), dropout: float = 0.3
+        self,
+        in_shape: Sequence[int],
+        num_classes: int,
+        hidden: Sequence[int] = (256, 256),
+        dropout: float = 0.3,
     ) -> None:
         super().__init__()
         if not hidden:

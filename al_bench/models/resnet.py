@@ -1,4 +1,4 @@
-"""ResNet-18 with the CIFAR stem (He et al. 2016; the variant used by LL4AL, core-set, BADGE and ISAL code)."""
+"""ResNet-18 with the CIFAR stem (He et al. 2016), the variant in LL4AL, core-set, BADGE and ISAL code."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ class BasicBlock(nn.Module):
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -47,11 +47,14 @@ def bald(mc_probs: torch.Tensor) -> torch.Tensor:
 
 def variation_ratio(mc_probs: torch.Tensor) -> torch.Tensor:
     """Variation ratio 1 - f_mode / T where f_mode counts the passes voting for the modal class
-    (votes = argmax per pass; Freeman 1965, as in Gal et al. 2017). [N, T, C] -> [N] (float64), in [0, 1 - 1/C]."""
+    (votes = argmax per pass; Freeman 1965, as in Gal et al. 2017). [N, T, C] -> [N] float64 in [0, 1 - 1/C].
+    """
     p = _check(mc_probs)
     n, t, c = p.shape
     votes = p.argmax(-1)  # [N, T]
-    counts = torch.zeros(n, c, dtype=torch.float64).scatter_add_(1, votes, torch.ones(n, t, dtype=torch.float64))
+    counts = torch.zeros(n, c, dtype=torch.float64).scatter_add_(
+        1, votes, torch.ones(n, t, dtype=torch.float64)
+    )
     return 1.0 - counts.max(-1).values / t
 
 

@@ -1,8 +1,8 @@
 """Diversity kernels: BADGE's k-means++ seeding on factored gradient embeddings and core-set k-center greedy.
 
-Shapes: ``N`` points, ``K`` classes, ``D`` feature dimensions, ``B`` budget. Every function works on the device
-and in the dtype of its inputs (float64 in -> float64 arithmetic) and keeps one running distance vector [N];
-neither the ``K * D`` gradient embedding nor an ``N x N`` distance matrix is ever built.
+Shapes: ``N`` points, ``K`` classes, ``D`` feature dimensions, ``B`` budget. Every function works on the
+device and in the dtype of its inputs (float64 in -> float64 arithmetic) and keeps one running distance
+vector [N]; neither the ``K * D`` gradient embedding nor an ``N x N`` distance matrix is ever built.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ import torch
 def badge_factors(probs: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Factors of BADGE's gradient embedding ``g = a (outer) h``.
 
-    probs [N, K] softmax, features [N, D] penultimate -> (a [N, K] = p - onehot(argmax p), h [N, D] = features).
-    ``g`` is the gradient of the cross-entropy at the predicted label w.r.t. the last layer's weights (the sign
-    is irrelevant for distances).
+    probs [N, K] softmax, features [N, D] penultimate
+    -> (a [N, K] = p - onehot(argmax p), h [N, D] = features).
+    ``g`` is the gradient of the cross-entropy at the predicted label w.r.t. the last layer's weights
+    (the sign is irrelevant for distances).
     """
     if probs.ndim != 2 or features.ndim != 2 or len(probs) != len(features):
-        raise ValueError(f"probs [N, K] and features [N, D] expected, got {tuple(probs.shape)}, {tuple(features.shape)}")
+        raise ValueError(
+            f"probs [N, K] and features [N, D] expected, got {tuple(probs.shape)}, {tuple(features.shape)}"
+        )
     a = probs.clone()
     a[torch.arange(len(a), device=a.device), probs.argmax(1)] -= 1.0
     return a, features
@@ -35,8 +38,8 @@ def badge_sq_dist_to(
 ) -> torch.Tensor:
     """Squared distances [N] from every ``g_n = a_n (outer) h_n`` to one point ``g_i = ai (outer) hi``.
 
-    ``||g_n - g_i||^2 = |a_n|^2 |h_n|^2 + |a_i|^2 |h_i|^2 - 2 (a_n . a_i)(h_n . h_i)``, clamped at 0 (rounding).
-    a [N, K], h [N, D], ai [K], hi [D]; ``a_sq``/``h_sq`` [N] are the precomputed row norms squared (optional).
+    ``||g_n - g_i||^2 = |a_n|^2 |h_n|^2 + |a_i|^2 |h_i|^2 - 2 (a_n . a_i)(h_n . h_i)``, clamped at 0.
+    a [N, K], h [N, D], ai [K], hi [D]; ``a_sq``/``h_sq`` [N]: precomputed squared row norms (optional).
     """
     a_sq = (a * a).sum(1) if a_sq is None else a_sq
     h_sq = (h * h).sum(1) if h_sq is None else h_sq
@@ -54,8 +57,10 @@ def _draw_proportional(weights: torch.Tensor, generator: torch.Generator) -> int
     cum = torch.cumsum(weights, 0, dtype=torch.float64)
     u = torch.rand(1, generator=generator, device=generator.device, dtype=torch.float64).to(cum.device)
     u *= cum[-1]
-    j, total = torch.searchsorted(cum, u, right=True), cum[-1]
-    j, total = int(j), float(total)
+    j, total = torch.cat(
+        [torch.searchsorted(cum, u, right=True).to(cum.dtype), cum[-1:]]
+    ).tolist()  # one sync
+    j = int(j)
     if total <= 0.0:
         return None
     if j >= len(cum):  # u rounded up to the total: take the last index of positive weight
@@ -66,10 +71,10 @@ def _draw_proportional(weights: torch.Tensor, generator: torch.Generator) -> int
 def badge_kmeanspp(a: torch.Tensor, h: torch.Tensor, budget: int, generator: torch.Generator) -> torch.Tensor:
     """BADGE selection: k-means++ seeding on ``g_n = a_n (outer) h_n``; rows of a/h -> LongTensor [budget].
 
-    The first centre is ``argmax ||g|| = ||a|| ||h||``; each next centre is drawn with probability proportional
-    to D^2, the squared distance to the nearest centre chosen so far (one running min vector, updated in
-    place from factored distances). Chosen rows get D^2 = 0 and are never drawn again; when every remaining
-    D^2 is 0 (duplicates of centres), the next centre is drawn uniformly among the rows not chosen yet.
+    The first centre is ``argmax ||g|| = ||a|| ||h||``; each next centre is drawn with probability
+    proportional to D^2, the squared distance to the nearest centre chosen so far (one running min vector,
+    updated in place from factored distances). Chosen rows get D^2 = 0 and are never drawn again; when every
+    remaining D^2 is 0 (duplicates of centres), the next centre is drawn uniformly among unchosen rows.
     ``generator`` drives every draw (any device; draws are moved to the data's device).
     """
     n = len(a)
@@ -80,7 +85,9 @@ def badge_kmeanspp(a: torch.Tensor, h: torch.Tensor, budget: int, generator: tor
         return chosen
     a_sq = (a * a).sum(1)
     h_sq = (h * h).sum(1)
-    i = int(torch.argmax(a_sq * h_sq))
+    norm_sq = a_sq * h_sq
+    ht = h.T.contiguous()  # [D, N]: ``h_i @ ht`` is several times faster than ``h @ h_i`` on CPU
+    i = int(torch.argmax(norm_sq))
     is_chosen = torch.zeros(n, dtype=torch.bool, device=a.device)
     d2 = torch.full((n,), float("inf"), dtype=a.dtype, device=a.device)
     for t in range(budget):
@@ -88,17 +95,24 @@ def badge_kmeanspp(a: torch.Tensor, h: torch.Tensor, budget: int, generator: tor
         is_chosen[i] = True
         if t == budget - 1:
             break
-        torch.minimum(d2, badge_sq_dist_to(a, h, a[i], h[i], a_sq, h_sq), out=d2)
+        ai, hi = a[i], ht[:, i]
+        new = (a @ ai).mul_(hi @ ht).mul_(-2.0)  # -2 (a_n . a_i)(h_n . h_i)
+        new.add_(norm_sq).add_(norm_sq[i]).clamp_(min=0.0)
+        torch.minimum(d2, new, out=d2)
         d2[i] = 0.0
         drawn = _draw_proportional(d2, generator)
         if drawn is None:  # every remaining point coincides with a centre
             free = torch.nonzero(~is_chosen).squeeze(1)
-            drawn = int(free[int(torch.randint(len(free), (1,), generator=generator, device=generator.device))])
+            drawn = int(
+                free[int(torch.randint(len(free), (1,), generator=generator, device=generator.device))]
+            )
         i = drawn
     return chosen
 
 
-def kmeanspp_potential(a: torch.Tensor, h: torch.Tensor, centres: torch.Tensor, chunk_size: int = 1024) -> float:
+def kmeanspp_potential(
+    a: torch.Tensor, h: torch.Tensor, centres: torch.Tensor, chunk_size: int = 1024
+) -> float:
     """k-means potential of ``centres`` (rows) in BADGE's gradient space: sum_n min_c ||g_n - g_c||^2.
 
     a [N, K], h [N, D], centres LongTensor [B]. Computed from factors with centre chunks: O(N * chunk) memory.
@@ -155,6 +169,7 @@ def kcenter_greedy(
         return chosen
     x = features
     x_sq = (x * x).sum(1)
+    xt = x.T.contiguous()  # [D, N]: ``x_i @ xt`` is several times faster than ``x @ x_i`` on CPU
     if len(labeled_idx):
         min_d2 = _min_sq_dist_to_rows(x, x_sq, labeled_idx, chunk_size)
         min_d2[is_centre] = -1.0  # centres can never win the argmax
@@ -166,8 +181,8 @@ def kcenter_greedy(
         chosen[t] = i
         if t == budget - 1:
             break
-        d2 = x_sq + x_sq[i]
-        d2.sub_(x @ x[i], alpha=2.0).clamp_(min=0.0)
+        d2 = (xt[:, i] @ xt).mul_(-2.0)
+        d2.add_(x_sq).add_(x_sq[i]).clamp_(min=0.0)
         torch.minimum(min_d2, d2, out=min_d2)
         min_d2[i] = -1.0
         i = int(torch.argmax(min_d2))
@@ -177,4 +192,6 @@ def kcenter_greedy(
 def coverage_radius(features: torch.Tensor, centre_rows: torch.Tensor, chunk_size: int = 1024) -> float:
     """max_n min_{c in centres} ||x_n - x_c||: the k-center objective of ``centre_rows`` (LongTensor)."""
     x_sq = (features * features).sum(1)
-    return float(_min_sq_dist_to_rows(features, x_sq, centre_rows.to(features.device), chunk_size).max().sqrt())
+    return float(
+        _min_sq_dist_to_rows(features, x_sq, centre_rows.to(features.device), chunk_size).max().sqrt()
+    )

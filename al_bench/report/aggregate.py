@@ -36,7 +36,7 @@ def load_curves(results_dir: str | Path, exclude: Iterable[str | Path] = ()) -> 
     val_acc, train_s, select_s; NaN where a file lacks them), any extra column the files carry, and
     ``run_dir`` (absolute path, str). Sorted by run then cycle.
     Raises ALBenchError naming the file for a malformed curve, naming both run dirs when the same
-    (dataset, model, budget, strategy, seed) appears twice, and when the directory is missing or holds no curve.
+    (dataset, model, budget, strategy, seed) appears twice, and when the directory is missing or has no curve.
     """
     root = _existing_dir(results_dir)
     paths = _find(root, "curve.csv", exclude)
@@ -44,6 +44,10 @@ def load_curves(results_dir: str | Path, exclude: Iterable[str | Path] = ()) -> 
         raise ALBenchError(f"no curve.csv under {root}: nothing to report (is this a results directory?)")
     frames = [_read_curve(path) for path in paths]
     frame = pd.concat(frames, ignore_index=True, sort=False)
+    if frame.empty:
+        raise ALBenchError(
+            f"the {len(paths)} curve.csv file(s) under {root} have no rows yet: no cycle finished"
+        )
     _check_duplicate_runs(frame)
     ordered = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]
     columns = ordered + [c for c in frame.columns if c not in ordered and c != "run_dir"] + ["run_dir"]
@@ -92,13 +96,17 @@ def _read_curve(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=True)
     except pd.errors.EmptyDataError:
-        raise ALBenchError(f"{path}: empty file, expected a header row with {', '.join(REQUIRED_COLUMNS)}") from None
+        raise ALBenchError(
+            f"{path}: empty file, expected a header row with {', '.join(REQUIRED_COLUMNS)}"
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ALBenchError(f"{path}: not a readable CSV ({first_line})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise ALBenchError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)}")
+        raise ALBenchError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)}"
+        )
     for column in TEXT_COLUMNS:
         if frame[column].isna().any():
             raise ALBenchError(f"{path}: column {column!r} has empty values")
@@ -114,10 +122,13 @@ def _read_curve(path: Path) -> pd.DataFrame:
         frame[column] = values
     for column in OPTIONAL_COLUMNS:
         frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame.columns else np.nan
-    if frame["cycle"].duplicated().any():
-        raise ALBenchError(f"{path}: the same cycle appears twice")
+    for column in ("cycle", "n_labeled"):
+        if frame[column].duplicated().any():
+            raise ALBenchError(f"{path}: the same {column} appears on two rows")
     if frame[list(RUN_KEYS)].drop_duplicates().shape[0] > 1:
-        raise ALBenchError(f"{path}: rows of more than one run (dataset, model, budget, strategy, seed) in one file")
+        raise ALBenchError(
+            f"{path}: rows of more than one run (dataset, model, budget, strategy, seed) in one file"
+        )
     frame["run_dir"] = str(path.parent)
     return frame
 
@@ -139,7 +150,11 @@ def _status_row(run_dir: Path) -> dict:
     row |= _identity(run_dir)
     status_path = run_dir / "status.json"
     if not status_path.exists():
-        return row | {"state": "finished", "message": "no status.json (older run), assumed finished", "has_status": False}
+        return row | {
+            "state": "finished",
+            "message": "no status.json (older run), assumed finished",
+            "has_status": False,
+        }
     row["has_status"] = True
     try:
         status = json.loads(status_path.read_text())
@@ -167,7 +182,12 @@ def _identity(run_dir: Path) -> dict:
     ident: dict = {}
     parts = run_dir.parts
     if len(parts) >= 4 and parts[-1].startswith("seed="):
-        ident = {"dataset": parts[-4], "model": parts[-3], "strategy": parts[-2], "seed": parts[-1][len("seed=") :]}
+        ident = {
+            "dataset": parts[-4],
+            "model": parts[-3],
+            "strategy": parts[-2],
+            "seed": parts[-1][len("seed=") :],
+        }
     budget = _budget_from_config(run_dir / "config.yaml")
     if budget is not None:
         ident["budget"] = budget

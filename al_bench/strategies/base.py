@@ -54,7 +54,9 @@ class SelectionContext:
         self.budget = int(budget)
         self.cycle = int(cycle)
         self.rng = rng
-        self.candidates = np.asarray(pool.unlabeled_indices if candidates is None else candidates, dtype=np.int64)
+        self.candidates = np.asarray(
+            pool.unlabeled_indices if candidates is None else candidates, dtype=np.int64
+        )
         self.dynamics = dynamics or {}
         self.fit_model = fit_model
         self.bf16 = bf16
@@ -111,7 +113,9 @@ class SelectionContext:
         key = ("mc", int(n_samples))
         if key not in self._cache:
             seed = int(self.rng.integers(0, 2**62))
-            self._cache[key] = mc_dropout_probs(self.model, self.data, self.candidates, n_samples, seed, self.bf16)
+            self._cache[key] = mc_dropout_probs(
+                self.model, self.data, self.candidates, n_samples, seed, self.bf16
+            )
         return self._cache[key]
 
 
@@ -183,7 +187,11 @@ class ScoreStrategy(Strategy):
 
 def top_k(scores: torch.Tensor | np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Positions of the ``k`` highest ``scores`` [N], ties broken by a random order from ``rng``."""
-    s = scores.detach().cpu().double().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores, float)
+    s = (
+        scores.detach().cpu().double().numpy()
+        if isinstance(scores, torch.Tensor)
+        else np.asarray(scores, float)
+    )
     if s.ndim != 1:
         raise ValueError(f"scores must be 1-D, got shape {s.shape}")
     if k > len(s):

@@ -1,0 +1,60 @@
+# al_bench — `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ARGS   ?=
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test test-slow test-all lint format bench suite-digits report \
+        table-dispersion table-isal table-ralif table-badge table-dbal table-dbal-digits table-ji clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install al_bench with dev extras (no-op when up to date)
+
+run: setup ## one AL run on the bundled digits (python -m al_bench $(ARGS))
+	$(BIN)/python -m al_bench $(ARGS)
+
+test: setup ## the default test suite (slow tests excluded)
+	$(PYTEST) -m "not slow" $(ARGS)
+
+test-slow: setup ## only the tests marked slow (CI runs them after `make test`)
+	$(PYTEST) -m slow $(ARGS)
+
+test-all: setup ## every test
+	$(PYTEST) $(ARGS)
+
+lint: setup ## ruff lint + format check
+	$(BIN)/ruff check al_bench tests scripts
+	$(BIN)/ruff format --check al_bench tests scripts
+
+format: setup ## ruff fix + format
+	$(BIN)/ruff check --fix al_bench tests scripts
+	$(BIN)/ruff format al_bench tests scripts
+
+bench: setup ## benchmarks side by side with reference implementations -> results/bench/
+	@for s in scripts/bench_*.py; do echo "== $$s"; $(BIN)/python $$s $(ARGS) || exit 1; done
+
+suite-digits: setup ## every strategy x 5 seeds on the bundled digits -> results/digits/ (about an hour on 2 cores)
+	$(BIN)/python scripts/table.py suite-digits $(ARGS)
+
+table-dbal-digits: setup ## the DBAL protocol shape on digits, 5 seeds: labels needed for 90% / 95%
+	$(BIN)/python scripts/table.py dbal-digits $(ARGS)
+
+table-dispersion table-isal table-ralif table-badge table-dbal table-ji: setup ## paper protocols (need the real datasets under data/)
+	$(BIN)/python scripts/table.py $(patsubst table-%,%,$@) $(ARGS)
+
+report: setup ## report of every run under results/runs (python -m al_bench.report)
+	$(BIN)/python -m al_bench.report results/runs $(ARGS)
+
+clean: ## remove raw runs and Hydra outputs (keeps committed reports)
+	rm -rf outputs multirun results/runs results/sweeps

@@ -1,0 +1,49 @@
+"""Shared helpers for the benchmark scripts: timing, environment description, writing results/bench/."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = ROOT / "results" / "bench"
+
+
+def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """(min wall seconds over ``repeats`` calls, last result)."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+
+
+def write_results(name: str, payload: dict[str, Any], markdown: str, out_dir: Path | None = None) -> Path:
+    """Write ``<out_dir>/<name>.json`` and ``.md`` (default out_dir: results/bench)."""
+    out = Path(out_dir) if out_dir else BENCH_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"environment": environment(), **payload}
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=1, default=float))
+    (out / f"{name}.md").write_text(markdown)
+    print(markdown)
+    print(f"written: {out / name}.json, {out / name}.md")
+    return out
