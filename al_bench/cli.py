@@ -29,6 +29,18 @@ def _in_multirun() -> bool:
         return False
 
 
+def _mark_failed(cfg: DictConfig, error: ALBenchError) -> None:
+    """In a sweep, leave a failed status.json so the report lists the job and why (never over a real run)."""
+    from al_bench.errors import ConfigMismatchError
+    from al_bench.results import RunStore
+
+    store = RunStore(cfg.paths.run_dir)
+    if not isinstance(error, ConfigMismatchError) and not store.exists():
+        store.write_status(
+            "failed", str(error), cycles_done=0, cycles_total=int(cfg.budget.get("cycles", 0)) + 1
+        )
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Run one AL experiment. A user error prints one line and exits 2 (in a sweep: the job is marked
@@ -40,6 +52,7 @@ def main(cfg: DictConfig) -> float | None:
     except ALBenchError as e:
         print(f"al_bench: error: {e}", file=sys.stderr, flush=True)
         if _in_multirun():
+            _mark_failed(cfg, e)
             return None
         sys.exit(2)
     except Exception as e:  # a bug in one sweep job must not stop the others; its status.json says why

@@ -2,8 +2,10 @@
 the authors' way, side by side in one run.
 
 Ours (al_bench.ops.influence): the reference gradient as one backward of the summed loss per batch,
-LiSSA chains in lockstep with one batched HVP per step (torch.func vmap of jvp(grad); closed form for the
-last layer), G_u . s for a whole batch by one forward-mode jvp (closed form for the last layer).
+LiSSA chains in lockstep with one batched HVP per step (torch.func vmap of vjp(grad), and of jvp(grad) in
+an extra row; closed form for the last layer), G_u . s for a whole batch by one forward-mode jvp (closed
+form for the last layer). Models: the bundled MLP and a small CNN, untrained (scores need no training).
+Default: one torch thread (on shared cores, intra-op threads slowed small ops ~10x in our runs).
 The authors' way (dragonlzm/ISAL classification/src/utils.py, rewritten): batch size 1, one forward +
 backward per sample, per-sample gradients kept in a Python list and summed, HVP by double backward per
 sample, one chain after the other; RALIF (mx41-m/Active-Learning): one backward per (sample, class).
@@ -21,7 +23,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _bench_common import write_results  # noqa: E402
 
 from al_bench.models.base import ALNet  # noqa: E402
+from al_bench.models.mlp import MLP  # noqa: E402
 from al_bench.ops import influence as inf  # noqa: E402
 
 
@@ -61,40 +67,89 @@ class SmallCNN(ALNet):
 
 
 # ---- peak memory ---------------------------------------------------------------------------------------
-def _status_kb(key: str) -> int | None:
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+        )
+        + ("keepcost",)
+    ]
+
+
+def _heap_reader() -> Callable[[], int] | None:
+    """Bytes of the C heap in use (glibc mallinfo2: small blocks + mmapped blocks), or None elsewhere."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+    except (OSError, AttributeError):
         return None
-    return None
+
+    def used() -> int:
+        info = libc.mallinfo2()
+        return int(info.uordblks + info.hblkhd)
+
+    return used
+
+
+_HEAP = _heap_reader()
+
+
+class _PeakSampler:
+    """Peak of ``read()`` while the block runs, sampled every ``interval`` s by a background thread."""
+
+    def __init__(self, read: Callable[[], int], interval: float = 0.002) -> None:
+        self.read, self.interval = read, interval
+        self.peak = self.base = 0
+        self._stop = threading.Event()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.read())
+
+    def __enter__(self) -> _PeakSampler:
+        self.base = self.peak = self.read()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.read())
 
 
 def measure(fn: Callable[[], Any], device: torch.device) -> tuple[float, float | None, Any]:
-    """(wall seconds, peak extra memory in MiB during ``fn`` or None, result). CPU: resident set high-water
-    mark (reset through /proc/self/clear_refs) minus the resident set before; CUDA: max_memory_allocated."""
+    """(wall seconds, peak extra memory in MiB during ``fn`` or None, result).
+
+    CUDA: ``max_memory_allocated`` minus the allocation before. CPU: the C heap in use (glibc mallinfo2,
+    which holds every torch CPU tensor) sampled every 2 ms, peak minus the value before: a lower bound
+    that can miss allocations living less than a few ms."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-    else:
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-            before = _status_kb("VmRSS")
-        except OSError:
-            before = None
-    t0 = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
+        t0 = time.perf_counter()
+        out = fn()
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    if device.type == "cuda":
-        peak = (torch.cuda.max_memory_allocated() - before) / 2**20
-    else:
-        hwm = _status_kb("VmHWM")
-        peak = (hwm - before) / 1024 if before is not None and hwm is not None else None
-    return seconds, peak, out
+        return time.perf_counter() - t0, (torch.cuda.max_memory_allocated() - before) / 2**20, out
+    if _HEAP is None:
+        t0 = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t0, None, out
+    with _PeakSampler(_HEAP) as sampler:
+        t0 = time.perf_counter()
+        out = fn()
+        seconds = time.perf_counter() - t0
+    return seconds, (sampler.peak - sampler.base) / 2**20, out
 
 
 # ---- the authors' way (rewritten from dragonlzm/ISAL and mx41-m/Active-Learning) ------------------------
@@ -325,14 +380,22 @@ def bench_ralif(n: int, n_lab: int, cfg: dict, device: torch.device) -> dict:
 
 
 # ---- main ---------------------------------------------------------------------------------------------
-def make_data(n_val: int, n_lab: int, n_pool: int, device: torch.device, seed: int = 0) -> dict:
-    """Class-conditional Gaussian 3x16x16 images, 10 classes (the pool's labels are never used)."""
+MODELS: dict[str, tuple[Callable[[], ALNet], tuple[int, ...], str]] = {
+    "mlp": (lambda: MLP((1, 8, 8), 10), (1, 8, 8), "the bundled MLP (hidden 256-256) on 1x8x8 inputs"),
+    "cnn": (SmallCNN, (3, 16, 16), "a small CNN (conv 8-16, fc 64) on 3x16x16 inputs"),
+}
+
+
+def make_data(
+    shape: tuple[int, ...], n_val: int, n_lab: int, n_pool: int, device: torch.device, seed: int = 0
+) -> dict:
+    """Class-conditional Gaussian inputs of ``shape``, 10 classes (the pool's labels are never used)."""
     g = torch.Generator().manual_seed(seed)
-    means = torch.randn(10, 3, 16, 16, generator=g)
+    means = torch.randn(10, *shape, generator=g)
 
     def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         y = torch.randint(0, 10, (n,), generator=g)
-        return (means[y] + torch.randn(n, 3, 16, 16, generator=g)).to(device), y.to(device)
+        return (means[y] + torch.randn(n, *shape, generator=g)).to(device), y.to(device)
 
     (xv, yv), (xl, yl), (xp, _) = draw(n_val), draw(n_lab), draw(n_pool)
     return {"x_val": xv, "y_val": yv, "x_lab": xl, "y_lab": yl, "x_pool": xp}
@@ -402,6 +465,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ref-pool", type=int, default=500, help="pool samples timed for the authors' way")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", default="mlp,cnn", help=f"comma-separated, of {sorted(MODELS)}")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default results/bench)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -416,9 +480,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = SmallCNN().to(device).eval()
-    d = make_data(args.val, args.labeled, args.pool, device)
     cfg = {
         "damping": 0.01,
         "scale": 1e4,
@@ -431,16 +492,23 @@ def main(argv: list[str] | None = None) -> None:
         f"pool {args.pool}, labeled {args.labeled}, val {args.val}, LiSSA 4 x {args.steps} steps of one "
         f"sample, {torch.get_num_threads()} torch threads, {device}"
     )
-    warm = {k: v[:8] for k, v in d.items()}  # first calls pay one-off kernel/library set-up: not timed
-    warm_schedule = schedule[:, :2, :].clamp_max(7)
-    for setting in ("last_layer", "weights"):
-        s_warm = run_ours(setting, model, warm, warm_schedule, cfg, device)["s_flat"]
-        run_authors(setting, model, warm, warm_schedule, s_warm, cfg | {"ref_pool": 2}, device)
-
-    settings = {}
-    for setting in ("last_layer", "weights"):
-        settings[f"isal_{setting}"] = bench_isal(setting, model, d, schedule, cfg, device)
-        print(f"{setting}: the authors' way timed on {settings[f'isal_{setting}']['timed']}; extrapolated")
+    settings, timed, described = {}, [], []
+    for model_name in args.models.split(","):
+        build, shape, description = MODELS[model_name]
+        torch.manual_seed(0)
+        model = build().to(device).eval()
+        d = make_data(shape, args.val, args.labeled, args.pool, device)
+        warm = {k: v[:8] for k, v in d.items()}  # first calls pay one-off set-up costs: not timed
+        warm_schedule = schedule[:, :2, :].clamp_max(7)
+        for setting in ("last_layer", "weights"):
+            s_warm = run_ours(setting, model, warm, warm_schedule, cfg, device)["s_flat"]
+            run_authors(setting, model, warm, warm_schedule, s_warm, cfg | {"ref_pool": 2}, device)
+        for setting in ("last_layer", "weights"):
+            name = f"ISAL {model_name} {setting}"
+            settings[name] = bench_isal(setting, model, d, schedule, cfg, device)
+            timed.append(f"- {name}: {settings[name]['timed']}")
+            print(timed[-1])
+        described.append(f"{model_name} = {description}")
     ral = bench_ralif(args.pool, args.labeled, cfg, device)
     per10k = 10_000 / args.pool
     ral_row = {
@@ -451,26 +519,28 @@ def main(argv: list[str] | None = None) -> None:
         "authors_peak_mib": ral["authors_peak_mib"],
     }
     rows = [
-        _row(f"ISAL {s.removeprefix('isal_')} ({v['parameters']} params)", phase, p)
+        _row(f"{s} ({v['parameters']} params)", phase, p)
         for s, v in settings.items()
         for phase, p in v["phases"].items()
     ] + [_row("RALIF I(u, c), 10 classes, D = 64", "scoring", ral_row)]
     errors = [
-        f"- ISAL {s.removeprefix('isal_')}: float64 end to end {v['max_rel_err_float64_end_to_end']:.1e}; "
+        f"- {s}: float64 end to end {v['max_rel_err_float64_end_to_end']:.1e}; "
         f"float32 scoring subset, same s_test: {v['max_rel_err_float32_scoring_subset']:.1e}"
         for s, v in settings.items()
     ] + [f"- RALIF I(u, c), gradient term: {ral['max_rel_err']:.1e}"]
-    timed = [f"- ISAL {s.removeprefix('isal_')}: {v['timed']}" for s, v in settings.items()]
     md = "\n".join(
         [
             "# Influence scoring: ours vs the authors' way",
             "",
-            f"Small CNN on 3x16x16 inputs (untrained; 10 classes), pool {args.pool}, labeled {args.labeled}, "
-            f"validation {args.val}; ISAL LiSSA 4 chains x {args.steps} steps of one labeled sample, "
-            f"damping 0.01, scale 1e4. Device {device}, {torch.get_num_threads()} torch thread(s).",
+            f"Models (untrained, eval mode, 10 classes): {'; '.join(described)}. Pool {args.pool}, labeled "
+            f"{args.labeled}, validation {args.val}; ISAL LiSSA 4 chains x {args.steps} steps of one labeled "
+            f"sample, damping 0.01, scale 1e4. Device {device}, {torch.get_num_threads()} torch thread(s), "
+            f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
+            "",
             "'scoring' and 'total' are per 10,000 pool samples; v and s_test do not depend on the pool. "
-            "Ours in the last-layer setting includes the feature pass over each set. Peak = extra resident "
-            "memory (CPU, VmHWM after a reset) or extra allocated memory (CUDA) during the phase, MiB.",
+            "Ours in the last-layer setting includes the feature pass over each set. Peak = extra memory "
+            "during the phase, MiB: CPU, the C heap in use (glibc mallinfo2) sampled every 2 ms; CUDA, "
+            "max_memory_allocated.",
             "",
             "The authors' way is timed on a prefix and extrapolated linearly:",
             *timed,
@@ -487,9 +557,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     payload = {
         "sizes": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "settings": settings,
+        "settings": settings | {"RALIF influence matrix": ral},
     }
-    payload["settings"]["ralif_influence_matrix"] = ral
     write_results("influence", payload, md, args.out)
 
 

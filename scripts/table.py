@@ -26,7 +26,8 @@ class Table:
     strategies: list[str]
     seeds: int
     results: str
-    sweeps: list[list[str]] = field(default_factory=lambda: [[]])  # extra override sets, one sweep each
+    #: extra override sets, one sweep each, by name (each gets its own results subdirectory).
+    sweeps: dict[str, list[str]] = field(default_factory=lambda: {"": []})
     #: per-strategy overrides (e.g. a CPU-sized VAAL); these strategies run in a sweep of their own.
     strategy_overrides: dict[str, list[str]] = field(default_factory=dict)
     thresholds: tuple[float, ...] = ()  # report labels needed to reach these test accuracies
@@ -43,7 +44,10 @@ TABLES: dict[str, Table] = {
     "ralif": Table("ralif_cifar10", ["random", "entropy", "badge", "ralif"], 3, "results/sweeps/ralif"),
     "badge": Table(
         "badge_cifar10", ["random", "entropy", "margin", "coreset", "badge"], 5, "results/sweeps/badge",
-        sweeps=[["budget.query_size=100"], ["budget.query_size=1000", "budget.cycles=10"]],
+        sweeps={
+            "B100": ["budget.query_size=100", "budget.name=badge_B100"],
+            "B1000": ["budget.query_size=1000", "budget.cycles=10", "budget.name=badge_B1000"],
+        },
     ),
     "ji": Table("ji_cifar10", ["random", "entropy", "bald", "badge", "coreset"], 3, "results/sweeps/ji"),
     "dbal": Table(
@@ -86,14 +90,15 @@ def sweep_commands(table: Table, runs_dir: Path, launcher: str, jobs: int) -> li
         [f"hydra.launcher.n_jobs={jobs}"] if launcher == "joblib" else []
     )
     commands = []
-    for extra in table.sweeps:
+    for name, extra in table.sweeps.items():
+        results = runs_dir / name if name else runs_dir
         for strategies, overrides in groups:
             if not strategies:
                 continue
             commands.append(
                 [sys.executable, "-m", "al_bench", "-m", f"experiment={table.experiment}",
-                 f"strategy={','.join(strategies)}", f"seed={seeds}", f"paths.results_dir={runs_dir}",
-                 f"hydra.sweep.dir={runs_dir}/.hydra", "verbose=false", *launch, *extra, *overrides]
+                 f"strategy={','.join(strategies)}", f"seed={seeds}", f"paths.results_dir={results}",
+                 f"hydra.sweep.dir={results}/.hydra", "verbose=false", *launch, *extra, *overrides]
             )  # fmt: skip
     return commands
 

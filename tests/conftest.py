@@ -40,9 +40,11 @@ def compose_config(overrides: list[str], tmp_path: Path) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=False)
-    with open_dict(cfg):
-        cfg.paths.results_dir = str(tmp_path / "results")
-        cfg.paths.data_dir = str(tmp_path / "data")
+    with open_dict(cfg):  # keep results and data under tmp_path unless the test chose a place
+        if not any(o.startswith("paths.results_dir=") for o in overrides):
+            cfg.paths.results_dir = str(tmp_path / "results")
+        if not any(o.startswith("paths.data_dir=") for o in overrides):
+            cfg.paths.data_dir = str(tmp_path / "data")
     GlobalHydra.instance().clear()
     return cfg
 

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-#: elements of the [chunk * C, S] work matrix per chunk (2 MiB in float64: it and its x log x stay in cache;
-#: on CPU 2^18 ran ~1.3x faster per element than 2^21 and ~2x faster than 2^23).
-DEFAULT_CHUNK_ELEMENTS = 1 << 18
+#: elements of the [chunk * C, S] work matrix per chunk on CPU (8 MiB in float64). Measured on 2 shared cores:
+#: single-threaded 2^18..2^20 run ~2x faster per element than 2^22..2^23 (cache); with 2 threads on an
+#: oversubscribed CPU smaller chunks lose to per-op synchronisation. 2^20 is the compromise.
+DEFAULT_CHUNK_ELEMENTS = 1 << 20
 #: the same on an accelerator, where fewer, larger kernels win (256 MiB in float64).
 DEVICE_CHUNK_ELEMENTS = 1 << 25
 
@@ -126,13 +127,20 @@ class JointConfigurations:
         return joint_entropies_with(self, candidate_rows(probs), probs.shape[2], chunk_size)
 
 
-def _log_(x: torch.Tensor) -> torch.Tensor:
-    """Natural log in place. On CPU through numpy, whose SIMD log is ~3x faster than torch's for float64."""
-    if x.device.type == "cpu" and x.is_contiguous() and x.dtype in (torch.float32, torch.float64):
-        arr = x.numpy()
-        np.log(arr, out=arr)
-        return x
-    return x.log_()
+def _xlogx(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = x log x`` with 0 log 0 = 0 (x >= 0, same shape, contiguous).
+
+    On CPU through numpy: its SIMD float64 log is ~3x faster than torch's, and single-threaded element-wise
+    passes avoid an OpenMP barrier per small op, which cost up to 10x on a shared (oversubscribed) CPU.
+    """
+    tiny = torch.finfo(x.dtype).tiny
+    if x.device.type == "cpu" and x.is_contiguous() and out.is_contiguous():
+        xa, oa = x.numpy(), out.numpy()
+        np.maximum(xa, tiny, out=oa)
+        np.log(oa, out=oa)
+        np.multiply(oa, xa, out=oa)
+        return out
+    return torch.clamp_min(x, tiny, out=out).log_().mul_(x)
 
 
 def candidate_rows(mc_probs: torch.Tensor) -> torch.Tensor:
@@ -146,9 +154,9 @@ def joint_entropies_with(
 ) -> torch.Tensor:
     """H[batch, y_x] for the candidates ``cand_rows [N * C, T]`` (see :func:`candidate_rows`) -> [N].
 
-    Per chunk of candidates: one GEMM [chunk * C, T] x [T, S], then x log x in place (clamp, log, multiply:
-    vectorised, unlike ``torch.special.entr`` on CPU) and the weighted sum over configurations as one GEMV.
-    The log is the dominant cost.
+    Per chunk of candidates: one GEMM [chunk * C, T] x [T, S], then x log x into a second buffer (clamp,
+    log, multiply: vectorised, unlike ``torch.special.entr`` on CPU) and the weighted sum over configurations
+    as one GEMV. The log is the dominant cost.
     """
     rel_t, weights, offset = joint.factors()
     rel_t_t = rel_t.T.contiguous()  # [T, S]
@@ -158,7 +166,6 @@ def joint_entropies_with(
         budget = DEFAULT_CHUNK_ELEMENTS if rel_t.device.type == "cpu" else DEVICE_CHUNK_ELEMENTS
         chunk_size = max(1, budget // (s * n_classes))
     chunk_size = max(1, min(chunk_size, n))
-    tiny = torch.finfo(rel_t.dtype).tiny
     work = torch.empty(chunk_size * n_classes, s, dtype=rel_t.dtype, device=rel_t.device)
     xlogx = torch.empty_like(work)
     out = torch.empty(n, dtype=rel_t.dtype, device=rel_t.device)
@@ -167,7 +174,7 @@ def joint_entropies_with(
         rows = (stop - start) * n_classes
         w, xl = work[:rows], xlogx[:rows]
         torch.matmul(cand_rows[start * n_classes : stop * n_classes], rel_t_t, out=w)  # p(y_s, c) / a_s
-        _log_(torch.clamp_min(w, tiny, out=xl)).mul_(w)  # x log x, 0 log 0 = 0
+        _xlogx(w, out=xl)
         out[start:stop] = (xl @ weights).view(stop - start, n_classes).sum(1)
     return offset - out
 
@@ -190,7 +197,7 @@ def batchbald(
         generator: draws the sampled configurations (on the device of ``mc_probs``).
         exact_limit: largest C^k computed exactly; default ``num_samples`` (batchbald_redux's rule).
         dtype: compute dtype (float64 by default).
-        chunk_size: candidates per GEMM (default: a [chunk * C, S] work matrix of 2^18 elements on CPU).
+        chunk_size: candidates per GEMM (default: a [chunk * C, S] work matrix of 2^20 elements on CPU).
 
     Returns:
         (positions [budget] int64 in pick order, scores [budget]) where ``scores[i]`` is the (estimated)

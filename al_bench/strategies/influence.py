@@ -53,7 +53,7 @@ class ISAL(ScoreStrategy):
     query first). ``params="last_layer"`` differentiates the head ``nn.Linear`` only, in closed form on
     penultimate features (exact, no backbone pass per step); ``"weights"`` (every weight tensor with
     ``ndim != 1``, the authors' choice) or a list of parameter names goes through torch.func on the whole
-    network (HVPs by forward-over-reverse, ``G_u . s`` by one ``jvp`` per batch of ``grad_batch_size``).
+    network (vmapped HVPs, ``G_u . s`` by one forward-mode ``jvp`` per batch of ``grad_batch_size``).
     """
 
     needs_validation = True
@@ -160,6 +160,10 @@ class RALIF(Strategy):
        fewer), then k-means++ D^2 sampling in feature space (:func:`ralif_diverse_sample`) whose initial
        distances are to the *whole* labeled set. The authors' ``diverse_sample`` only used the last
        labeled point (its list of labeled centres is never filled): a bug, not reproduced.
+
+    With ``tau >= C`` no class passes the threshold, every E is +inf and the selection degenerates to
+    diverse sampling among random candidates: a ``RuntimeWarning`` says so (the paper's tau = 4 assumes
+    C >= 5, e.g. CIFAR-10).
     """
 
     def __init__(

@@ -15,7 +15,7 @@ FAST_EXTRA = {  # keep the heavier strategies at test size
     "vaal": ["+strategy.epochs=1"],
     "batchbald": ["strategy.num_joint_samples=200"],
     "isal": ["strategy.steps=5", "strategy.repeats=1"],
-    "ralif": ["strategy.steps=5", "strategy.repeats=1"],
+    "ralif": ["strategy.steps=5", "strategy.repeats=1", "strategy.tau=2"],
     "vote_entropy": ["strategy.committee_size=2"],
     "consensus_entropy": ["strategy.committee_size=2"],
     "kl_divergence": ["strategy.committee_size=2"],

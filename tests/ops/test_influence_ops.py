@@ -404,3 +404,22 @@ def test_diverse_sample_returns_unique_positions_deterministically():
     assert sorted(dup.tolist()) == list(range(5))  # all distances 0: uniform among the rest
     with pytest.raises(ValueError, match="cannot pick"):
         inf.ralif_diverse_sample(cands, labeled, 31, np.random.default_rng(0))
+
+
+@pytest.mark.slow
+def test_bench_influence_quick_runs_and_agrees(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_influence.py"
+    cmd = [sys.executable, str(script), "--quick", "--models", "mlp", "--out", str(tmp_path)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    result = json.loads((tmp_path / "influence.json").read_text())
+    assert (tmp_path / "influence.md").exists()
+    for name, setting in result["settings"].items():
+        if name.startswith("ISAL"):
+            assert setting["max_rel_err_float64_end_to_end"] <= 1e-4
+            assert setting["max_rel_err_float32_scoring_subset"] <= 1e-4
+    assert result["settings"]["RALIF influence matrix"]["max_rel_err"] <= 1e-4
