@@ -13,7 +13,18 @@ from tests.conftest import PYTHON, ROOT, config_names
 @pytest.mark.slow
 def test_wheel_ships_every_config(tmp_path):
     subprocess.run(
-        [PYTHON, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        [
+            PYTHON,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
         timeout=600,
