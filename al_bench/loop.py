@@ -224,7 +224,7 @@ def train_model(
     scheduler = hydra.utils.instantiate(tcfg.scheduler) if tcfg.get("scheduler") else None
     if data.device.type == "cuda" and tcfg.get("channels_last", True) and len(data.in_shape) == 3:
         net = net.to(memory_format=torch.channels_last)
-    module = ALModule(net, optimizer, scheduler, aux=aux)
+    module = ALModule(net, optimizer, scheduler, aux=aux, gradient_clip_val=tcfg.get("gradient_clip_val"))
     all_callbacks = list(callbacks or [])
     if tcfg.get("stop_at_train_acc"):
         all_callbacks.append(StopAtTrainAccuracy(float(tcfg.stop_at_train_acc)))
@@ -241,7 +241,6 @@ def train_model(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
-        gradient_clip_val=tcfg.get("gradient_clip_val"),
         callbacks=all_callbacks,
         default_root_dir=str(Path(cfg.paths.run_dir)),
     )

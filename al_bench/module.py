@@ -32,9 +32,13 @@ class ALModule(pl.LightningModule):
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         aux: nn.Module | None = None,
-        sample_weights: torch.Tensor | None = None,
+        gradient_clip_val: float | None = None,
     ) -> None:
         super().__init__()
+        # Manual optimization: one zero_grad/backward/step per batch, as the hand-written loop does; it skips
+        # Lightning's closure machinery, which costs as much as a small model's whole step.
+        self.automatic_optimization = False
+        self.gradient_clip_val = gradient_clip_val
         self.net = net
         self.aux = aux
         self._optimizer_factory = optimizer
@@ -61,6 +65,12 @@ class ALModule(pl.LightningModule):
             loss = loss + self.aux.training_loss(
                 inter, logits, per_sample, y, self.current_epoch, self.trainer.max_epochs
             )
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val)
+        optimizer.step()
         detached = loss.detach()
         correct = (logits.detach().argmax(1) == y).sum()
         if self._loss_sum is None:
@@ -80,6 +90,9 @@ class ALModule(pl.LightningModule):
         self._loss_sum, self._correct, self._seen = None, None, 0
 
     def on_train_epoch_end(self) -> None:
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
         if self._seen:
             self.epoch_loss = float(self._loss_sum) / self._seen
             self.epoch_acc = float(self._correct) / self._seen

@@ -76,7 +76,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 cycles, 10 epochs")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both sides (al_bench default: 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     cycles, epochs = (5, 10) if args.quick else (20, 50)
     init, query, batch = 20, 10, 32
 
@@ -88,6 +90,7 @@ def main() -> None:
                 [
                     "strategy=entropy", f"budget.cycles={cycles}", f"trainer.max_epochs={epochs}",
                     f"trainer.batch_size={batch}", f"paths.results_dir={tmp}", "verbose=false",
+                    f"threads={args.threads}",
                 ]
             )  # fmt: skip
             return run(cfg).curve["test_acc"].tolist()
@@ -97,7 +100,8 @@ def main() -> None:
     ratio = t_ours / t_ref
     payload = {
         "setting": {"dataset": "digits", "model": "mlp", "init": init, "query": query, "cycles": cycles,
-                    "epochs": epochs, "batch_size": batch, "strategy": "entropy", "repeats": args.repeats},
+                    "epochs": epochs, "batch_size": batch, "strategy": "entropy", "repeats": args.repeats,
+                    "threads": args.threads},
         "hand_written_s": t_ref, "al_bench_s": t_ours, "ratio": ratio, "goal_ratio": 1.5,
         "final_acc": {"hand_written": ref_acc[-1], "al_bench": our_acc[-1]},
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -329,13 +329,15 @@ def main() -> None:
         "inference": {"images": n_pool, **{p: {"runs_s": []} for p in paths}},
     }
     outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    for rep in range(args.repeats):  # interleaved, so that a change of machine load hits every path alike
-        for path in paths:
+    for rep in range(args.repeats):
+        # interleaved and rotated (repeat r starts with path r): a drifting machine load hits every path
+        order = paths[rep % len(paths) :] + paths[: rep % len(paths)]
+        for path in order:
             t, seen, loss = train_once(path)
             rows["train"][path]["runs_s"].append(t * n_train / seen)
             rows["train"][path].update(measured_images=seen, loss=loss)
             print(f"[{rep}] train {path:12s} {t:8.2f} s on {seen} images, loss {loss:.3f}", flush=True)
-        for path in paths:
+        for path in order:
             t, logits, feats = infer_once(path)
             rows["inference"][path]["runs_s"].append(t * n_pool / len(logits))
             rows["inference"][path]["measured_images"] = len(logits)
@@ -398,7 +400,7 @@ def main() -> None:
         "# ResNet-18 training epoch and pool inference: al_bench vs hand-written torch\n\n"
         f"{device}, {torch.get_num_threads()} threads, DataLoader workers {workers}, batch {args.batch_size} "
         f"(inference {args.eval_batch_size}), synthetic CIFAR-shaped uint8 images; "
-        f"best of {args.repeats} interleaved run(s).\n\n"
+        f"best of {args.repeats} interleaved, rotated run(s).\n\n"
         + header
         + "".join(lines)
         + "\nRatios are wall-time al_bench / reference (below 1: al_bench faster). "

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
@@ -19,6 +20,7 @@ PYTHON = sys.executable
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(1)  # tiny models: one thread is fastest, and immune to a busy second core
 
 #: overrides that make any run take seconds: synthetic 8x8 data, a tiny budget, 2 epochs.
 TINY = [

@@ -25,7 +25,7 @@ class VGG(ALNet):
     - ``intermediate_features(x)`` -> the global-average-pooled output of the first four stages, then the
       penultimate features [B, 512] (== ``features(x)``).
 
-    Max-pools use ``ceil_mode`` and the last pooling is adaptive, so any input of at least 1x1 works
+    Max-pools use ``ceil_mode`` and an adaptive average pool follows the last stage, so any input works
     (32x32 CIFAR gives a 1x1 map as in the usual CIFAR VGG; 28x28 gives 28-14-7-4-2-1).
     """
 
