@@ -76,7 +76,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 cycles, 10 epochs")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for both sides (al_bench default: 1)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads for both sides (al_bench default: 1)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cycles, epochs = (5, 10) if args.quick else (20, 50)
