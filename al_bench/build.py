@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import hydra.utils
@@ -35,8 +36,10 @@ def _instantiate(kw: dict[str, Any], group: str, **extra: Any) -> Any:
 def build_dataset(cfg: DictConfig) -> ArrayDataset:
     """Load the dataset named by ``cfg.dataset`` (its loader's kwargs are the yaml's other keys)."""
     kw = _kwargs(cfg.dataset, "dataset")
-    for key in ("val_size",):
+    for key in ("val_size", "val_seed"):
         kw.pop(key, None)
+    if kw.get("data_dir"):  # absolute, so that a missing-data message says exactly where it looked
+        kw["data_dir"] = str(Path(kw["data_dir"]).expanduser().resolve())
     return _instantiate(kw, "dataset")
 
 

@@ -62,3 +62,45 @@ def test_default_results_dir_is_results_runs():
         cfg = compose("config")
     GlobalHydra.instance().clear()
     assert cfg.paths.results_dir == "results/runs"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "model", "budget", "optimizer", "epochs"),
+    [
+        (["dataset=cifar10"], "resnet18", "standard", "torch.optim.SGD", 200),
+        (["dataset=svhn", "model=vgg16"], "vgg16", "standard", "torch.optim.SGD", 200),
+        (["dataset=mnist"], "dbal_cnn", "dbal", "torch.optim.Adam", 50),
+        (
+            ["dataset=cifar10", "model=mlp"],
+            "mlp",
+            "standard",
+            "torch.optim.Adam",
+            50,
+        ),  # no preset for this pair
+        (
+            ["dataset=cifar10", "budget=badge", "trainer.max_epochs=3"],
+            "resnet18",
+            "badge",
+            "torch.optim.SGD",
+            3,
+        ),
+        (["dataset=digits"], "mlp", "digits", "torch.optim.Adam", 50),
+    ],
+)
+def test_dataset_presets_and_command_line_precedence(make_cfg, overrides, model, budget, optimizer, epochs):
+    cfg = make_cfg(*overrides, tiny=False)
+    assert (cfg.model.name, cfg.budget.name) == (model, budget)
+    assert (cfg.trainer.optimizer._target_, cfg.trainer.max_epochs) == (optimizer, epochs)
+
+
+def test_cifar_preset_is_the_protocol(make_cfg):
+    cfg = make_cfg("dataset=cifar10", tiny=False)
+    t = cfg.trainer
+    assert (t.batch_size, t.optimizer.lr, t.optimizer.momentum, t.optimizer.weight_decay) == (
+        128,
+        0.1,
+        0.9,
+        5e-4,
+    )
+    assert list(t.scheduler.milestones) == [160] and t.scheduler.gamma == 0.1
+    assert cfg.budget.init_size == 1000 and cfg.budget.query_size == 1000 and cfg.budget.pool_subset == 10000
