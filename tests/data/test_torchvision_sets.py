@@ -1,0 +1,294 @@
+"""Torchvision-backed loaders read tiny files written in each dataset's real on-disk format."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from urllib.error import URLError
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from torchvision import datasets as tvd
+
+from al_bench.build import build_dataset
+from al_bench.data.base import ALDataModule, ArrayDataset
+from al_bench.data.torchvision_sets import LOADERS
+from al_bench.errors import MissingDatasetError
+from tests.conftest import compose_config
+
+# ---- writers of the real formats ---------------------------------------------------------------------------
+
+
+def _pickle(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)
+
+
+def write_cifar10(
+    root: Path, rng: np.random.Generator
+) -> tuple[np.ndarray, list[int], np.ndarray, list[int]]:
+    """Five training batches of 3 images and a test batch of 2; rows are 3072 bytes R|G|B, row-major."""
+    folder = root / "cifar-10-batches-py"
+    train_rows, train_labels = [], []
+    for b in range(1, 6):
+        rows = rng.integers(0, 256, size=(3, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, size=3)]
+        _pickle(folder / f"data_batch_{b}", {"batch_label": f"batch {b}", "labels": labels, "data": rows})
+        train_rows.append(rows)
+        train_labels += labels
+    test_rows = rng.integers(0, 256, size=(2, 3072), dtype=np.uint8)
+    test_labels = [9, 0]
+    _pickle(folder / "test_batch", {"batch_label": "test", "labels": test_labels, "data": test_rows})
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    _pickle(folder / "batches.meta", {"label_names": names, "num_cases_per_batch": 3, "num_vis": 3072})
+    return np.concatenate(train_rows), train_labels, test_rows, test_labels
+
+
+def write_cifar100(
+    root: Path, rng: np.random.Generator
+) -> tuple[np.ndarray, list[int], np.ndarray, list[int]]:
+    folder = root / "cifar-100-python"
+    train_rows = rng.integers(0, 256, size=(6, 3072), dtype=np.uint8)
+    train_labels = [0, 99, 5, 42, 7, 63]
+    test_rows = rng.integers(0, 256, size=(3, 3072), dtype=np.uint8)
+    test_labels = [1, 98, 50]
+    for name, rows, labels in (("train", train_rows, train_labels), ("test", test_rows, test_labels)):
+        coarse = [v // 5 for v in labels]
+        _pickle(
+            folder / name, {"data": rows, "fine_labels": labels, "coarse_labels": coarse, "filenames": []}
+        )
+    fine = [f"class_{i}" for i in range(100)]
+    _pickle(
+        folder / "meta", {"fine_label_names": fine, "coarse_label_names": [f"super_{i}" for i in range(20)]}
+    )
+    return train_rows, train_labels, test_rows, test_labels
+
+
+def write_svhn(root: Path, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """.mat files as published: X [32, 32, 3, N] uint8, y [N, 1] in 1..10 where 10 is the digit 0."""
+    root.mkdir(parents=True, exist_ok=True)
+    out = []
+    for split, y in (("train", [10, 1, 2, 9, 10]), ("test", [3, 10, 7])):
+        x = rng.integers(0, 256, size=(32, 32, 3, len(y)), dtype=np.uint8)
+        y = np.array(y, dtype=np.uint8)[:, None]
+        scipy.io.savemat(str(root / f"{split}_32x32.mat"), {"X": x, "y": y})
+        out += [x, y]
+    return tuple(out)
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    """The big-endian IDX format of the MNIST files: magic (0, 0, 0x08 = uint8, ndim), dims, data."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_mnist_like(
+    root: Path, folder: str, rng: np.random.Generator, gz: bool = False
+) -> dict[str, np.ndarray]:
+    """<root>/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (or their .gz archives)."""
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, size=(7, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": np.array([0, 1, 2, 3, 4, 9, 5], dtype=np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, size=(4, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": np.array([8, 6, 7, 0], dtype=np.uint8),
+    }
+    for name, array in arrays.items():
+        if gz:
+            with gzip.open(raw / f"{name}.gz", "wb") as f:
+                f.write(_idx_bytes(array))
+        else:
+            (raw / name).write_bytes(_idx_bytes(array))
+    return arrays
+
+
+# ---- expected layouts --------------------------------------------------------------------------------------
+
+
+def _cifar_images(rows: np.ndarray) -> np.ndarray:
+    """CIFAR rows [N, 3072] (R plane, G plane, B plane; each 32x32 row-major) -> [N, 3, 32, 32]."""
+    return rows.reshape(-1, 3, 32, 32)
+
+
+def _check_common(ds: ArrayDataset, name: str, shape: tuple[int, ...], classes: int) -> None:
+    assert ds.name == name
+    assert ds.in_shape == shape
+    assert ds.x_train.dtype == torch.uint8 and ds.x_test.dtype == torch.uint8
+    assert ds.y_train.dtype == torch.int64 and ds.y_test.dtype == torch.int64
+    assert ds.x_train.is_contiguous() and ds.x_test.is_contiguous()
+    assert ds.num_classes == classes
+    assert len(ds.mean) == len(ds.std) == shape[0]
+    assert all(0 < m < 1 for m in ds.mean) and all(0 < s < 1 for s in ds.std)
+
+
+def test_cifar10_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    train_rows, train_labels, test_rows, test_labels = write_cifar10(tmp_path, rng)
+    train_rows[4, 1 * 1024 + 2 * 32 + 3] = 201  # image 4 (2nd of data_batch_2), green, row 2, column 3
+    _pickle(
+        tmp_path / "cifar-10-batches-py" / "data_batch_2",
+        {"labels": train_labels[3:6], "data": train_rows[3:6], "batch_label": "batch 2"},
+    )
+    ds = LOADERS["cifar10"](tmp_path, verify=False)
+    _check_common(ds, "cifar10", (3, 32, 32), 10)
+    assert ds.x_train.shape == (15, 3, 32, 32) and ds.x_test.shape == (2, 3, 32, 32)
+    assert int(ds.x_train[4, 1, 2, 3]) == 201
+    assert torch.equal(ds.x_train, torch.from_numpy(_cifar_images(train_rows)))
+    assert torch.equal(ds.x_test, torch.from_numpy(_cifar_images(test_rows)))
+    assert ds.y_train.tolist() == train_labels and ds.y_test.tolist() == test_labels
+    assert ds.classes[0] == "airplane" and len(ds.classes) == 10
+    assert ds.augment == "crop_flip" and ds.crop_padding == 4
+
+
+def test_cifar100_round_trip(tmp_path: Path) -> None:
+    train_rows, train_labels, test_rows, test_labels = write_cifar100(tmp_path, np.random.default_rng(1))
+    ds = LOADERS["cifar100"](tmp_path, verify=False)
+    _check_common(ds, "cifar100", (3, 32, 32), 100)
+    assert ds.x_train.shape == (6, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    assert int(ds.x_test[2, 2, 31, 0]) == int(test_rows[2, 2 * 1024 + 31 * 32 + 0])
+    assert torch.equal(ds.x_train, torch.from_numpy(_cifar_images(train_rows)))
+    assert ds.y_train.tolist() == train_labels and ds.y_test.tolist() == test_labels  # fine labels
+    assert len(ds.classes) == 100 and ds.augment == "crop_flip"
+
+
+def test_svhn_round_trip_and_label_ten_is_zero(tmp_path: Path) -> None:
+    x_train, y_train, x_test, y_test = write_svhn(tmp_path, np.random.default_rng(2))
+    ds = LOADERS["svhn"](tmp_path, verify=False)
+    _check_common(ds, "svhn", (3, 32, 32), 10)
+    assert ds.x_train.shape == (5, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    assert ds.y_train.tolist() == [0, 1, 2, 9, 0] and ds.y_test.tolist() == [3, 0, 7]
+    # .mat X[h, w, c, n] -> x[n, c, h, w]
+    assert int(ds.x_train[3, 2, 5, 17]) == int(x_train[5, 17, 2, 3])
+    assert torch.equal(ds.x_test, torch.from_numpy(x_test.transpose(3, 2, 0, 1).copy()))
+    assert ds.augment == "crop", "no horizontal flip for digits"
+
+
+@pytest.mark.parametrize(("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_like_round_trip(tmp_path: Path, name: str, folder: str) -> None:
+    arrays = write_mnist_like(tmp_path, folder, np.random.default_rng(3))
+    ds = LOADERS[name](tmp_path, verify=False)
+    _check_common(ds, name, (1, 28, 28), 10)
+    assert ds.x_train.shape == (7, 1, 28, 28) and ds.x_test.shape == (4, 1, 28, 28)
+    assert int(ds.x_train[6, 0, 27, 1]) == int(arrays["train-images-idx3-ubyte"][6, 27, 1])
+    assert torch.equal(ds.x_test[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]))
+    assert ds.y_train.tolist() == [0, 1, 2, 3, 4, 9, 5] and ds.y_test.tolist() == [8, 6, 7, 0]
+    assert ds.augment == "none"
+    # verify=True changes nothing for the idx files (torchvision has no checksum for them)
+    assert torch.equal(LOADERS[name](tmp_path, verify=True).x_train, ds.x_train)
+
+
+def test_mnist_gz_archives_are_decompressed_when_unverified(tmp_path: Path) -> None:
+    arrays = write_mnist_like(tmp_path, "FashionMNIST", np.random.default_rng(4), gz=True)
+    with pytest.raises(MissingDatasetError, match="md5") as info:
+        LOADERS["fashion_mnist"](tmp_path, verify=True)  # home-made archives fail the official md5
+    assert "\n" not in str(info.value)
+    ds = LOADERS["fashion_mnist"](tmp_path, verify=False)
+    assert torch.equal(ds.x_train[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"]))
+    assert (tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+
+
+# ---- errors ------------------------------------------------------------------------------------------------
+
+WRITERS: dict[str, Callable[[Path], object]] = {
+    "cifar10": lambda p: write_cifar10(p, np.random.default_rng(0)),
+    "cifar100": lambda p: write_cifar100(p, np.random.default_rng(0)),
+    "svhn": lambda p: write_svhn(p, np.random.default_rng(0)),
+    "mnist": lambda p: write_mnist_like(p, "MNIST", np.random.default_rng(0)),
+    "fashion_mnist": lambda p: write_mnist_like(p, "FashionMNIST", np.random.default_rng(0)),
+}
+TORCHVISION_CLASS = {
+    "cifar10": tvd.CIFAR10,
+    "cifar100": tvd.CIFAR100,
+    "svhn": tvd.SVHN,
+    "mnist": tvd.MNIST,
+    "fashion_mnist": tvd.FashionMNIST,
+}
+
+
+def test_every_loader_has_a_writer() -> None:
+    assert set(LOADERS) == set(WRITERS) == set(TORCHVISION_CLASS)
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_missing_files_give_one_line_with_the_path(tmp_path: Path, name: str) -> None:
+    root = tmp_path / "nowhere" / name
+    with pytest.raises(MissingDatasetError) as info:
+        LOADERS[name](root)
+    message = str(info.value)
+    assert str(root) in message and "\n" not in message
+    assert "dataset.download=true" in message
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn"])
+def test_verify_rejects_files_that_fail_the_md5(tmp_path: Path, name: str) -> None:
+    WRITERS[name](tmp_path)
+    with pytest.raises(MissingDatasetError, match="verify=false") as info:
+        LOADERS[name](tmp_path, verify=True)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_download_failure_is_one_line(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(self: object) -> None:
+        raise URLError("[Errno -3] Temporary failure in name resolution\nsecond line")
+
+    monkeypatch.setattr(TORCHVISION_CLASS[name], "download", offline)
+    with pytest.raises(MissingDatasetError, match="could not download") as info:
+        LOADERS[name](tmp_path / name, download=True)
+    message = str(info.value)
+    assert "name resolution" in message and str(tmp_path / name) in message and "\n" not in message
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_download_leaves_unverified_files_in_place(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """download=True, verify=False and every file present (a private subset): nothing is fetched."""
+    WRITERS[name](tmp_path)
+
+    def must_not_fetch(self: object) -> None:
+        raise AssertionError("download() was called although every file is present")
+
+    monkeypatch.setattr(TORCHVISION_CLASS[name], "download", must_not_fetch)
+    ds = LOADERS[name](tmp_path, download=True, verify=False)
+    assert ds.n_train > 0
+
+
+# ---- configs and the data module ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_config_targets_the_loader_and_builds(tmp_path: Path, name: str) -> None:
+    cfg = compose_config([f"dataset={name}"], tmp_path)
+    node = cfg.dataset
+    assert node.name == name
+    assert node._target_ == f"{LOADERS[name].__module__}.{LOADERS[name].__name__}"
+    assert node.download is False and node.verify is True
+    assert Path(node.data_dir) == Path(cfg.paths.data_dir) / name
+    node.verify = False  # the tiny files written here cannot match the official md5
+    WRITERS[name](Path(cfg.paths.data_dir) / name)
+    ds = build_dataset(cfg)
+    assert ds.name == name and ds.n_train > 0
+
+
+def test_data_module_serves_normalised_batches(tmp_path: Path) -> None:
+    train_rows, train_labels, _, _ = write_cifar10(tmp_path, np.random.default_rng(5))
+    ds = LOADERS["cifar10"](tmp_path, verify=False)
+    dm = ALDataModule(ds, batch_size=4)
+    x, y, idx = dm.get_batch(torch.tensor([2, 7, 11]))
+    raw = torch.from_numpy(_cifar_images(train_rows)[[2, 7, 11]]).float() / 255
+    mean = torch.tensor(ds.mean).view(1, 3, 1, 1)
+    std = torch.tensor(ds.std).view(1, 3, 1, 1)
+    torch.testing.assert_close(x, (raw - mean) / std)
+    assert y.tolist() == [train_labels[i] for i in (2, 7, 11)] and idx.tolist() == [2, 7, 11]
+    batches = list(dm.train_batches(np.arange(15), torch.Generator().manual_seed(0)))
+    assert [len(b[0]) for b in batches] == [4, 4, 4, 3]
+    assert all(b[0].dtype == torch.float32 and b[0].shape[1:] == (3, 32, 32) for b in batches)
+    assert sorted(torch.cat([b[2] for b in batches]).tolist()) == list(range(15))
