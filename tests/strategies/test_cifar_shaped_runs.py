@@ -1,5 +1,5 @@
 """Learned, hybrid and influence strategies run one AL cycle through the loop on CIFAR-shaped data (synthetic
-3x32x32 uint8 images, ResNet-18 with dropout): LL4AL on four residual stages, VAAL's conv VAE at 32x32.
+3x32x32 uint8 images, ResNet-18 with dropout): LL4AL on four residual stages, VAAL's conv VAE at 32x32."""
 
 from __future__ import annotations
 
