@@ -6,7 +6,7 @@ import torch
 
 
 def to_float_normalized(x: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None) -> torch.Tensor:
-    """uint8 [B, C, H, W] -> float in [0, 1] then per-channel (x - mean) / std; float input is only normalised."""
+    """uint8 [B, C, H, W] -> float in [0, 1], then per-channel (x - mean) / std; float input: normalised only."""
     x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
     if mean is not None and std is not None:
         x = (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
@@ -14,7 +14,7 @@ def to_float_normalized(x: torch.Tensor, mean: torch.Tensor | None, std: torch.T
 
 
 def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-sample random crop after zero padding, as torchvision's RandomCrop(size, padding): [B,C,H,W] -> same."""
+    """Per-sample random crop after zero padding, like torchvision's RandomCrop(size, padding). [B,C,H,W]."""
     if padding <= 0:
         return x
     b, _, h, w = x.shape
