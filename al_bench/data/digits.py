@@ -12,7 +12,7 @@ from al_bench.data.base import ArrayDataset
 
 def load_digits_dataset(test_fraction: float = 0.25, split_seed: int = 0, **_: object) -> ArrayDataset:
     """Digits as float images [N, 1, 8, 8], scaled to [0, 1] and standardised, with a fixed stratified test
-    split. The split depends only on ``split_seed`` (not on the run's seed): every run tests on the same images.
+    split. The split depends only on ``split_seed`` (not the run's seed): every run tests on the same images.
     Extra keys (data_dir, download, verify) are accepted for a uniform dataset interface: the data is bundled.
     """
     bunch = load_digits()
