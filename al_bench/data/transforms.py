@@ -6,7 +6,7 @@ import torch
 
 
 def to_float_normalized(x: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None) -> torch.Tensor:
-    """uint8 [B, C, H, W] -> float in [0, 1], then (x - mean) / std per channel; float input is only normalised."""
+    """uint8 [B, C, H, W] -> float in [0, 1], then (x - mean) / std per channel (float input: normalised)."""
     x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
     if mean is not None and std is not None:
         x = (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
