@@ -68,3 +68,43 @@ def enable_dropout_only(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, nn.modules.dropout._DropoutNd):
             m.train()
+
+
+class StagedConvNet(ALNet):
+    """A conv net as ``stem -> stages -> global pool -> dropout -> head`` (ResNet, VGG).
+
+    Subclasses build ``stem`` (``nn.Identity()`` when there is none) and ``stages`` (an ``nn.ModuleList``),
+    then call ``_build_head``. The trunk ends at the pooled features, so every dropout layer is in the tail; ``intermediate_features`` are the pooled outputs of each
+    stage (LL4AL's loss-prediction inputs), the last one passed through the tail.
+    """
+
+    stem: nn.Module
+    stages: nn.ModuleList
+    pool: nn.Module
+    dropout: nn.Module
+
+    def _build_head(self, feature_dim: int, num_classes: int, dropout: float) -> None:
+        """Global average pool -> [B, feature_dim], dropout (Identity when 0), linear head to num_classes."""
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.feature_dim = int(feature_dim)
+        self.num_classes = int(num_classes)
+        self.head = nn.Linear(self.feature_dim, self.num_classes)
+
+    def _stage_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps after each stage, [B, C_s, H_s, W_s]."""
+        out, h = [], self.stem(x)
+        for stage in self.stages:
+            h = stage(h)
+            out.append(h)
+        return out
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self._stage_outputs(x)[-1])
+
+    def tail_features(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dropout(z)
+
+    def intermediate_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        pooled = [self.pool(m) for m in self._stage_outputs(x)]
+        return [*pooled[:-1], self.tail_features(pooled[-1])]

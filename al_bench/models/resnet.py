@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from al_bench.models.base import ALNet
+from al_bench.models.base import StagedConvNet
 
 
 class BasicBlock(nn.Module):
@@ -32,7 +32,7 @@ class BasicBlock(nn.Module):
         return torch.relu(out + self.shortcut(x))
 
 
-class ResNet18(ALNet):
+class ResNet18(StagedConvNet):
     """ResNet-18, CIFAR stem: 3x3 conv stride 1, no max-pool; stages of [2, 2, 2, 2] BasicBlocks with
     64/128/256/512 channels (strides 1, 2, 2, 2); global average pooling -> 512 features -> dropout -> head.
 
@@ -59,27 +59,4 @@ class ResNet18(ALNet):
             stages.append(nn.Sequential(BasicBlock(channels, width, stride), BasicBlock(width, width, 1)))
             channels = width
         self.stages = nn.ModuleList(stages)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.dropout: nn.Module = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.feature_dim = channels
-        self.num_classes = int(num_classes)
-        self.head = nn.Linear(self.feature_dim, self.num_classes)
-
-    def _stage_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps after each of the four stages: [B, 64, H, W] ... [B, 512, H/8, W/8]."""
-        out, h = [], self.stem(x)
-        for stage in self.stages:
-            h = stage(h)
-            out.append(h)
-        return out
-
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self._stage_outputs(x)[-1])
-
-    def tail_features(self, z: torch.Tensor) -> torch.Tensor:
-        return self.dropout(z)
-
-    def intermediate_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        maps = self._stage_outputs(x)
-        pooled = [self.pool(m) for m in maps]
-        return [*pooled[:-1], self.tail_features(pooled[-1])]
+        self._build_head(channels, num_classes, dropout)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
-from al_bench.models.base import ALNet
+from al_bench.models.base import StagedConvNet
 
 # Conv widths per stage; every stage ends with a 2x2 max-pool (Simonyan & Zisserman 2015, configs A and D).
 _STAGES: dict[int, tuple[tuple[int, ...], ...]] = {
@@ -16,7 +15,7 @@ _STAGES: dict[int, tuple[tuple[int, ...], ...]] = {
 }
 
 
-class VGG(ALNet):
+class VGG(StagedConvNet):
     """VGG with batch norm: five stages of [conv3x3-BN-ReLU] * k + max-pool, global average pooling to
     [B, 512], dropout, linear head (the CIFAR variant: no 4096-wide FC layers).
 
@@ -48,30 +47,10 @@ class VGG(ALNet):
                 channels = width
             layers.append(nn.MaxPool2d(2, ceil_mode=True))
             stages.append(nn.Sequential(*layers))
+        self.stem = nn.Identity()
         self.stages = nn.ModuleList(stages)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.dropout: nn.Module = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self._build_head(channels, num_classes, dropout)
         self.depth = int(depth)
-        self.feature_dim = channels
-        self.num_classes = int(num_classes)
-        self.head = nn.Linear(self.feature_dim, self.num_classes)
-
-    def _stage_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out, h = [], x
-        for stage in self.stages:
-            h = stage(h)
-            out.append(h)
-        return out
-
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self._stage_outputs(x)[-1])
-
-    def tail_features(self, z: torch.Tensor) -> torch.Tensor:
-        return self.dropout(z)
-
-    def intermediate_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        pooled = [self.pool(m) for m in self._stage_outputs(x)]
-        return [*pooled[:-1], self.tail_features(pooled[-1])]
 
 
 class VGG11(VGG):
