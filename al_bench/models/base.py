@@ -74,8 +74,9 @@ class StagedConvNet(ALNet):
     """A conv net as ``stem -> stages -> global pool -> dropout -> head`` (ResNet, VGG).
 
     Subclasses build ``stem`` (``nn.Identity()`` when there is none) and ``stages`` (an ``nn.ModuleList``),
-    then call ``_build_head``. The trunk ends at the pooled features, so every dropout layer is in the tail; ``intermediate_features`` are the pooled outputs of each
-    stage (LL4AL's loss-prediction inputs), the last one passed through the tail.
+    then call ``_build_head``. The trunk ends at the pooled features, so every dropout layer is in the tail.
+    ``intermediate_features`` are the pooled outputs of each stage (LL4AL's loss-prediction inputs), the
+    last one passed through the tail.
     """
 
     stem: nn.Module
