@@ -90,9 +90,8 @@ class ALModule(pl.LightningModule):
         self._loss_sum, self._correct, self._seen = None, None, 0
 
     def on_train_epoch_end(self) -> None:
-        scheduler = self.lr_schedulers()
-        if scheduler is not None:
-            scheduler.step()
+        if self._scheduler_factory is not None:
+            self.lr_schedulers().step()
         if self._seen:
             self.epoch_loss = float(self._loss_sum) / self._seen
             self.epoch_acc = float(self._correct) / self._seen
