@@ -47,3 +47,16 @@ def write_results(name: str, payload: dict[str, Any], markdown: str, out_dir: Pa
     print(markdown)
     print(f"written: {out / name}.json, {out / name}.md")
     return out
+
+
+def compose(overrides: list[str]):
+    """The real al_bench config (configs/) composed with ``overrides``, outside Hydra's app state."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=overrides)
+    GlobalHydra.instance().clear()
+    return cfg

@@ -16,24 +16,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_common import best_of, write_results  # noqa: E402
+from _bench_common import best_of, compose, write_results  # noqa: E402
 
 from al_bench.data.digits import load_digits_dataset  # noqa: E402
 from al_bench.models.mlp import MLP  # noqa: E402
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(
-        config_dir=str(Path(__file__).resolve().parents[1] / "configs"), version_base="1.3"
-    ):
-        cfg = hydra_compose("config", overrides=overrides)
-    GlobalHydra.instance().clear()
-    return cfg
 
 
 def hand_written_loop(

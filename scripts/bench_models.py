@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_common import write_results  # noqa: E402
+from _bench_common import compose, write_results  # noqa: E402
 
 from al_bench.data.base import ALDataModule, ArrayDataset  # noqa: E402
 from al_bench.inference import logits_and_features  # noqa: E402
@@ -46,20 +46,6 @@ from al_bench.models.resnet import ResNet18  # noqa: E402
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # the CIFAR-10 loader's statistics
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(
-        config_dir=str(Path(__file__).resolve().parents[1] / "configs"), version_base="1.3"
-    ):
-        cfg = hydra_compose("config", overrides=overrides)
-    GlobalHydra.instance().clear()
-    return cfg
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
