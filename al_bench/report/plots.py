@@ -17,17 +17,25 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from al_bench.report.aggregate import SETTING_KEYS
-from al_bench.report.metrics import accuracy_scale, mean_curves
+from al_bench.report.metrics import BASELINE, accuracy_scale, mean_curves
 from al_bench.results import atomic_write_bytes
 
 
 def strategy_colors(strategies: list[str]) -> dict[str, tuple]:
-    """A fixed colour per strategy name (sorted order into tab10, or tab20 beyond 10 strategies)."""
+    """A fixed, distinct colour per strategy name (sorted order): tab10 up to 10 strategies, else tab20 then
+    tab20b (40 colours) before any colour repeats; the random baseline is always black."""
     import matplotlib
 
     names = sorted(strategies)
-    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+    if len(names) <= 10:
+        palette = list(matplotlib.colormaps["tab10"].colors)
+    else:
+        palette = list(matplotlib.colormaps["tab20"].colors) + list(matplotlib.colormaps["tab20b"].colors)
+    others = [n for n in names if n != BASELINE]
+    colors = {name: palette[i % len(palette)] for i, name in enumerate(others)}
+    if BASELINE in names:
+        colors[BASELINE] = (0.0, 0.0, 0.0, 1.0)
+    return colors
 
 
 def plot_learning_curves(
@@ -44,7 +52,8 @@ def plot_learning_curves(
     colors = strategy_colors(list(curves["strategy"].unique()))
     ncols = max(1, min(ncols, len(settings)))
     nrows = math.ceil(len(settings) / ncols)
-    fig = Figure(figsize=(5.0 * ncols, 3.8 * nrows), layout="constrained")
+    legend_cols = math.ceil(len(colors) / 16)  # the legend sits to the right, 16 names per column
+    fig = Figure(figsize=(5.0 * ncols + 1.9 * legend_cols, max(3.8 * nrows, 4.2)), layout="constrained")
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for ax, (setting, g) in zip(axes, settings):
@@ -52,7 +61,17 @@ def plot_learning_curves(
             x = curve["n_labeled"].to_numpy()
             mean = curve["mean"].to_numpy() * scale
             std = np.nan_to_num(curve["std"].to_numpy() * scale)
-            ax.plot(x, mean, marker="o", markersize=3, linewidth=1.5, color=colors[strategy], label=strategy)
+            style = "--" if strategy == BASELINE else "-"
+            ax.plot(
+                x,
+                mean,
+                style,
+                marker="o",
+                markersize=3,
+                linewidth=1.5,
+                color=colors[strategy],
+                label=strategy,
+            )
             ax.fill_between(x, mean - std, mean + std, color=colors[strategy], alpha=0.2, linewidth=0)
         ax.set_title(" / ".join(str(s) for s in setting))
         ax.set_xlabel("labeled samples")
@@ -61,8 +80,13 @@ def plot_learning_curves(
     for ax in axes[len(settings) :]:
         ax.set_visible(False)
     # one legend for the figure, with every strategy even if some panel lacks it
-    handles = [Line2D([], [], color=colors[name], linewidth=2, label=name) for name in sorted(colors)]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False)
+    handles = [
+        Line2D(
+            [], [], color=colors[name], linewidth=2, linestyle="--" if name == BASELINE else "-", label=name
+        )
+        for name in sorted(colors)
+    ]
+    fig.legend(handles=handles, loc="outside right upper", ncols=legend_cols, frameon=False, fontsize=8)
     return _save(fig, path)
 
 
