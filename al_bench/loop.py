@@ -2,37 +2,32 @@
 
 from __future__ import annotations
 
-import logging
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra.utils
 import numpy as np
 import pandas as pd
-import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from al_bench import distributed
+from al_bench.budget import draw_candidates, initial_labeled, validate_budget
 from al_bench.build import build_dataset, build_model, build_strategy
 from al_bench.callbacks.pool_predictions import PoolPredictionRecorder
 from al_bench.data.base import ALDataModule
 from al_bench.diagnostics import dispersion_accuracy_bins, plot_dispersion_accuracy
-from al_bench.errors import ALBenchError, BudgetError, ConfigMismatchError, TrainingDivergedError
+from al_bench.errors import ALBenchError, ConfigMismatchError, TrainingDivergedError
 from al_bench.inference import evaluate, predicted_labels
 from al_bench.models.base import ALNet
-from al_bench.module import ALModule, StopAtTrainAccuracy
 from al_bench.ops.dynamics import label_dispersion
 from al_bench.pool import ActivePool
 from al_bench.results import RunStore, atomic_write_text
-from al_bench.seeding import derive_seed, numpy_rng, torch_generator
+from al_bench.seeding import derive_seed, numpy_rng
 from al_bench.strategies.base import SelectionContext, Strategy
 from al_bench.tracking import make_tracker
-
-log = logging.getLogger("al_bench")
+from al_bench.training import quiet_lightning, resolve_device, train_model
 
 #: config keys that do not change a run's results (ignored when checking that a resume matches).
 VOLATILE_KEYS = ("overwrite", "paths", "logger", "trainer.progress_bar", "verbose", "diagnostics", "threads")
@@ -50,7 +45,7 @@ class RunResult:
 # ---- entry point ---------------------------------------------------------------------------------------
 def run(cfg: DictConfig) -> RunResult:
     """Run (or resume) one AL experiment described by a composed config. Raises ALBenchError on user error."""
-    _quiet_lightning()
+    quiet_lightning()
     store = RunStore(cfg.paths.run_dir)
     if store.exists() and cfg.get("overwrite", False):
         store.clear()
@@ -204,55 +199,6 @@ def run_cycle(
     return net, row
 
 
-def train_model(
-    cfg: DictConfig,
-    net: ALNet,
-    data: ALDataModule,
-    indices: np.ndarray,
-    seed: int,
-    cycle: int,
-    callbacks: list | None = None,
-    aux: torch.nn.Module | None = None,
-    labels: torch.Tensor | None = None,
-    purpose: str = "train",
-) -> ALModule:
-    """Fit ``net`` on global ``indices`` with the run's recipe; a fresh Lightning Trainer per call."""
-    tcfg = cfg.trainer
-    torch.manual_seed(derive_seed(seed, purpose, cycle))
-    batches = data.train_batches(indices, torch_generator(seed, "shuffle:" + purpose, cycle), labels=labels)
-    optimizer = hydra.utils.instantiate(tcfg.optimizer)
-    scheduler = hydra.utils.instantiate(tcfg.scheduler) if tcfg.get("scheduler") else None
-    if data.device.type == "cuda" and tcfg.get("channels_last", True) and len(data.in_shape) == 3:
-        net = net.to(memory_format=torch.channels_last)
-    module = ALModule(net, optimizer, scheduler, aux=aux, gradient_clip_val=tcfg.get("gradient_clip_val"))
-    all_callbacks = list(callbacks or [])
-    if tcfg.get("stop_at_train_acc"):
-        all_callbacks.append(StopAtTrainAccuracy(float(tcfg.stop_at_train_acc)))
-    trainer = pl.Trainer(
-        max_epochs=int(tcfg.max_epochs),
-        min_epochs=int(tcfg.get("min_epochs") or 0) or None,
-        accelerator="gpu" if data.device.type == "cuda" else "cpu",
-        devices=tcfg.get("devices", 1),
-        strategy=tcfg.get("strategy", "auto"),
-        precision=tcfg.get("precision", "32-true"),
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=bool(tcfg.get("progress_bar", False)),
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=all_callbacks,
-        default_root_dir=str(Path(cfg.paths.run_dir)),
-    )
-    if tcfg.get("compile", False):
-        net.compile()
-    trainer.fit(module, train_dataloaders=batches)
-    net.to(data.device)  # Lightning's teardown moves the module to the CPU
-    if aux is not None:
-        aux.to(data.device)
-    return module
-
-
 # ---- helpers -------------------------------------------------------------------------------------------
 def write_dispersion_diagnostic(
     run_dir: Path, cycle: int, net: ALNet, data: ALDataModule, record: dict
@@ -267,80 +213,6 @@ def write_dispersion_diagnostic(
     frame = dispersion_accuracy_bins(dispersion, correct)
     atomic_write_text(run_dir / f"diagnostics_dispersion_cycle{cycle}.csv", frame.to_csv(index=False))
     plot_dispersion_accuracy(frame, run_dir / f"diagnostics_dispersion_cycle{cycle}.png")
-
-
-def resolve_device(accelerator: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'gpu'/'cuda' require CUDA; 'cpu' is cpu."""
-    if accelerator in ("gpu", "cuda"):
-        if not torch.cuda.is_available():
-            raise ALBenchError(
-                "trainer.accelerator=gpu but no CUDA device is available: use trainer.accelerator=cpu"
-            )
-        return torch.device("cuda")
-    if accelerator == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if accelerator == "cpu":
-        return torch.device("cpu")
-    raise ALBenchError(f"unknown trainer.accelerator {accelerator!r}; valid: auto, cpu, gpu")
-
-
-def validate_budget(budget: DictConfig, n_pool: int) -> None:
-    """Refuse an impossible budget before any training, with one line that says what to change."""
-    init, query, cycles = budget.get("init_size"), budget.get("query_size"), budget.get("cycles")
-    for key, value, low in (("init_size", init, 1), ("query_size", query, 1), ("cycles", cycles, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise BudgetError(f"budget.{key} must be an integer >= {low}, got {value!r}")
-    need = init + cycles * query
-    if need > n_pool:
-        most = max((n_pool - init) // query, 0)
-        raise BudgetError(
-            f"budget needs {need} labels (budget.init_size={init} + budget.cycles={cycles} x "
-            f"budget.query_size={query}) but the pool has only {n_pool} samples: "
-            + (f"use budget.cycles<={most} or a smaller budget.query_size" if init <= n_pool else
-               "use a smaller budget.init_size")
-        )  # fmt: skip
-    subset = budget.get("pool_subset")
-    if subset is not None and (not isinstance(subset, int) or subset < query):
-        raise BudgetError(
-            f"budget.pool_subset must be null or an integer >= budget.query_size ({query}), got {subset!r}"
-        )
-
-
-def initial_labeled(data: ALDataModule, budget: DictConfig, rng: np.random.Generator) -> np.ndarray:
-    """The initial labeled set [init_size] of global pool indices: class-balanced or uniformly random."""
-    pool = data.pool_indices
-    size = int(budget.init_size)
-    if not budget.get("init_balanced", False):
-        return np.sort(rng.choice(pool, size=size, replace=False))
-    return np.sort(pool[balanced_positions(data.all_train_labels[pool], size, rng)])
-
-
-def balanced_positions(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """``size`` positions of ``labels`` with equal counts per class (remainders to randomly ordered classes;
-    a class that runs out leaves its share to the others)."""
-    by_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
-    order = rng.permutation(len(by_class))
-    taken, picks = [0] * len(by_class), []
-    while len(picks) < size:
-        progressed = False
-        for c in order:
-            if len(picks) == size:
-                break
-            if taken[c] < len(by_class[c]):
-                picks.append(by_class[c][taken[c]])
-                taken[c] += 1
-                progressed = True
-        if not progressed:
-            raise BudgetError(f"cannot draw {size} initial labels from {len(labels)} samples")
-    return np.asarray(picks, dtype=np.int64)
-
-
-def draw_candidates(pool: ActivePool, subset: int | None, rng: np.random.Generator) -> np.ndarray:
-    """The unlabeled global indices a strategy may choose from this cycle (a fresh random subset if asked)."""
-    unlabeled = pool.unlabeled_indices
-    if subset is None or subset >= len(unlabeled):
-        return unlabeled
-    return np.sort(rng.choice(unlabeled, size=int(subset), replace=False))
 
 
 def check_selection(picked: np.ndarray, candidates: np.ndarray, budget: int, name: str) -> None:
@@ -437,13 +309,3 @@ def ascii_curve(curve: pd.DataFrame, width: int = 40) -> str:
 def _say(cfg: DictConfig, message: str) -> None:
     if cfg.get("verbose", True) and distributed.is_main():
         print(message, flush=True)
-
-
-def _quiet_lightning() -> None:
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
-    warnings.filterwarnings("ignore", message=r".*number of training batches.*")
-    warnings.filterwarnings("ignore", message=r".*`training_step` returned.*")
-    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")

@@ -2,7 +2,7 @@
 hand-written torch loops doing the same work, side by side in one process.
 
 - al_bench: an ALDataModule holding the uint8 images on the device; training through
-  ``al_bench.loop.train_model`` (the loop's own ALModule + Lightning Trainer, built from the real Hydra
+  ``al_bench.training.train_model`` (the loop's own ALModule + Lightning Trainer, built from the real Hydra
   config); inference through ``al_bench.inference.logits_and_features``.
 - plain torch: the same in-memory uint8 tensors, batched normalisation and crop+flip on tensors, a bare
   zero_grad/forward/backward/step loop; inference a bare no-grad loop collecting logits and features.
@@ -65,7 +65,7 @@ def al_bench_train(
     net: ResNet18, data: ALDataModule, indices: np.ndarray, batch_size: int, run_dir: str
 ) -> float:
     """One epoch exactly as the loop trains a cycle's model; returns the epoch's mean training loss."""
-    from al_bench.loop import train_model
+    from al_bench.training import train_model
 
     cfg = compose(
         [
