@@ -148,9 +148,9 @@ def main() -> None:
     for cmd in sweep_commands(table, runs_dir, args.launcher, args.jobs):
         print("$", " ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, cwd=ROOT, env=env, check=False)
-    subprocess.run(
-        [sys.executable, "-m", "al_bench.report", str(runs_dir), "--out", str(out)], cwd=ROOT, check=True
-    )
+    report = [sys.executable, "-m", "al_bench.report", str(runs_dir), "--out", str(out)]
+    if subprocess.run(report, cwd=ROOT).returncode:
+        sys.exit(2)  # the report printed its one-line reason
     if table.thresholds:
         print(thresholds_table(runs_dir, out, table.thresholds))
 

@@ -82,8 +82,13 @@ def _existing_dir(results_dir: str | Path) -> Path:
 
 
 def _find(root: Path, name: str, exclude: Iterable[str | Path]) -> list[Path]:
-    """Files called ``name`` under ``root``, outside ``root/report`` and the ``exclude`` directories."""
-    skipped = [root / REPORT_DIRNAME, *(Path(e).expanduser().resolve() for e in exclude)]
+    """Files called ``name`` under ``root``, outside ``root/report`` and the ``exclude`` directories.
+
+    An excluded directory that contains ``root`` itself (``--out`` one level above the runs, as
+    ``results/digits`` for ``results/digits/runs``) hides nothing.
+    """
+    excluded = (Path(e).expanduser().resolve() for e in exclude)
+    skipped = [root / REPORT_DIRNAME, *(e for e in excluded if not root.resolve().is_relative_to(e))]
     found = []
     for path in sorted(root.rglob(name)):
         if path.is_file() and not any(path.is_relative_to(s) for s in skipped):

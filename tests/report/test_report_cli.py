@@ -241,3 +241,12 @@ def test_penalty_matrix_of_the_fake_sweep_pairs_by_seed(tmp_path):
     # checkpoints 20 (tie), 30 (3 seeds), 40 and 50 (2 common seeds: entropy seed 2 failed)
     assert matrix.loc["entropy", "random"] == pytest.approx(3 / 4)
     assert col_means["random"] == pytest.approx(3 / 8)
+
+
+def test_out_above_the_results_dir_hides_nothing(tmp_path):
+    """`--out results/digits` over `results/digits/runs` (as `make suite-digits` does) still finds every run."""
+    from al_bench.report.aggregate import load_curves
+
+    runs = tmp_path / "suite" / "runs"
+    write_run(runs, "random", 0, [0.5, 0.6])
+    assert len(load_curves(runs, exclude=[tmp_path / "suite"])) == 2
