@@ -244,7 +244,7 @@ def test_penalty_matrix_of_the_fake_sweep_pairs_by_seed(tmp_path):
 
 
 def test_out_above_the_results_dir_hides_nothing(tmp_path):
-    """`--out results/digits` over `results/digits/runs` (as `make suite-digits` does) still finds every run."""
+    """`--out results/digits` over `results/digits/runs` (as `make suite-digits` does) finds every run."""
     from al_bench.report.aggregate import load_curves
 
     runs = tmp_path / "suite" / "runs"
