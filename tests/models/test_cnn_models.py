@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import hydra.utils
@@ -36,15 +35,6 @@ NEEDS_DROPOUT = {
     "mlp": True,
 }
 NUM_CLASSES = 5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny batches run far faster on one thread than on two contended ones (CPU shared with other jobs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def build(name: str, in_shape: tuple[int, ...] | None = None, **overrides: Any) -> ALNet:

@@ -11,15 +11,6 @@ from al_bench.ops.cal import cal_scores
 from al_bench.ops.ranking_loss import loss_prediction_ranking_loss
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run faster on one thread (and do not spin against other processes on shared cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ---- CAL ---------------------------------------------------------------------------------------------------
 def kl(p: torch.Tensor, q: torch.Tensor) -> float:
     return float(sum(pi * math.log(pi / qi) for pi, qi in zip(p.tolist(), q.tolist()) if pi > 0))

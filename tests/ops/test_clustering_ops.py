@@ -17,15 +17,6 @@ from al_bench.ops.clustering import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run faster on one thread (and do not spin against other processes on shared cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def blobs(n_per: int, centres: list[list[float]], spread: float = 0.3, seed: int = 0):
     """(x [B * n_per, D], blob id [B * n_per]) of Gaussian blobs, rows grouped by blob."""
     g = torch.Generator().manual_seed(seed)

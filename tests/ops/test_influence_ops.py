@@ -13,15 +13,6 @@ from al_bench.models.mlp import MLP
 from al_bench.ops import influence as inf
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead (and contention on shared CI cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny_mlp(seed: int = 0) -> MLP:
     torch.manual_seed(seed)
     model = MLP((4,), num_classes=3, hidden=(5,), dropout=0.5).double()

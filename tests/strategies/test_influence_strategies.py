@@ -20,14 +20,6 @@ from al_bench.strategies.influence import ISAL, RALIF
 from tests.conftest import CONFIGS
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _context(seed: int = 0, val_size: int = 30, budget: int = 6, num_classes: int = 10) -> SelectionContext:
     data = ALDataModule(
         make_synthetic(n_train=260, n_test=10, num_classes=num_classes, shape=(1, 4, 4), seed=0),

@@ -28,15 +28,6 @@ NAMES = ["ll4al", "vaal", "cal", "diverse_minibatch", "typiclust", "ceal"]
 FAST = {"vaal": {"epochs": 1, "batch_size": 16, "width": 8}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run faster on one thread (and do not spin against other processes on shared cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_ctx(
     budget: int = 5,
     n: int = 80,
