@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
         table-dispersion table-isal table-ralif table-badge table-dbal table-dbal-digits table-ji clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_ -]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,7 @@ format: setup ## ruff fix + format
 bench: setup ## benchmarks side by side with reference implementations -> results/bench/
 	@for s in scripts/bench_*.py; do echo "== $$s"; $(BIN)/python $$s $(ARGS) || exit 1; done
 
-suite-digits: setup ## every strategy x 5 seeds on the bundled digits -> results/digits/ (about an hour on 2 cores)
+suite-digits: setup ## every strategy x 5 seeds on the bundled digits -> results/digits/ (about 40 minutes on 2 cores)
 	$(BIN)/python scripts/table.py suite-digits $(ARGS)
 
 table-dbal-digits: setup ## the DBAL protocol shape on digits, 5 seeds: labels needed for 90% / 95%
