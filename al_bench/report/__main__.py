@@ -119,7 +119,8 @@ def _summary_markdown(
     lines = [
         "# Active-learning report",
         "",
-        f"Source: `{_relative(str(root), Path.cwd().resolve())}`: {n_runs} runs with a curve, {n_settings} setting(s) (dataset / model / budget), "
+        f"Source: `{_relative(str(root), Path.cwd().resolve())}`: {n_runs} runs with a curve, "
+        f"{n_settings} setting(s) (dataset / model / budget), "
         f"strategies: {strategies}. {len(unfinished)} run(s) not finished.",
         "",
         "## Learning curves",
