@@ -52,8 +52,12 @@ def test_strategy_contract(make_cfg, tmp_path, name):
         assert len(np.unique(new)) == len(new), "unique"
         assert not np.isin(new, initial).any(), "never re-labels"
         assert new.min() >= 0 and new.max() < cfg.dataset.n_train, "global indices of the train split"
-        val = ALDataModule(build_dataset(cfg), val_size=cfg.dataset.val_size, seed=cfg.dataset.val_seed).val_indices
-        assert len(val) and not np.isin(np.concatenate([initial, new]), val).any(), "never the validation split"
+        val = ALDataModule(
+            build_dataset(cfg), val_size=cfg.dataset.val_size, seed=cfg.dataset.val_seed
+        ).val_indices
+        assert len(val) and not np.isin(np.concatenate([initial, new]), val).any(), (
+            "never the validation split"
+        )
         assert len(result.curve) == 2
         picks.append(np.sort(new))
     np.testing.assert_array_equal(picks[0], picks[1], err_msg="same seed -> same picks")
