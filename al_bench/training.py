@@ -34,7 +34,12 @@ def train_model(
     """Fit ``net`` on global ``indices`` with the run's recipe; a fresh Lightning Trainer per call."""
     tcfg = cfg.trainer
     torch.manual_seed(derive_seed(seed, purpose, cycle))
-    batches = data.train_batches(indices, torch_generator(seed, "shuffle:" + purpose, cycle), labels=labels)
+    batches = data.train_batches(
+        indices,
+        torch_generator(seed, "shuffle:" + purpose, cycle),
+        labels=labels,
+        drop_last=bool(tcfg.get("drop_last", False)),
+    )
     optimizer = hydra.utils.instantiate(tcfg.optimizer)
     scheduler = hydra.utils.instantiate(tcfg.scheduler) if tcfg.get("scheduler") else None
     if data.device.type == "cuda" and tcfg.get("channels_last", True) and len(data.in_shape) == 3:

@@ -159,10 +159,18 @@ class ALDataModule:
         generator: torch.Generator,
         augment: str | None = None,
         labels: torch.Tensor | None = None,
+        drop_last: bool = False,
     ) -> IndexBatches:
-        """Shuffled, augmented training batches over global ``indices`` (``labels`` overrides the truth)."""
+        """Shuffled, augmented training batches over global ``indices`` (``labels`` overrides the truth).
+
+        ``drop_last`` drops each epoch's final partial batch (a 2-sample batch after 128 full ones makes a
+        noisy step every epoch), except when the set is smaller than one batch, which is then kept whole.
+        """
         kind = self.augment if augment is None else augment
-        return IndexBatches(self, indices, self.batch_size, True, generator, kind, labels=labels)
+        drop = drop_last and len(indices) >= self.batch_size
+        return IndexBatches(
+            self, indices, self.batch_size, True, generator, kind, drop_last=drop, labels=labels
+        )
 
     def eval_batches(self, indices: np.ndarray | torch.Tensor, split: str = "train") -> IndexBatches:
         """Unaugmented batches in order over ``indices`` (pool inference, validation, test)."""

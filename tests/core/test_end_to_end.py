@@ -120,3 +120,8 @@ def test_diagnostics_write_dispersion_bins_for_any_strategy(make_cfg):
     frame = pd.read_csv(result.run_dir / "diagnostics_dispersion_cycle0.csv")
     assert frame["count"].sum() == 200 - 8, "every unlabeled pool sample is binned"
     assert (result.run_dir / "diagnostics_dispersion_cycle0.png").stat().st_size > 0
+
+
+def test_drop_last_option_runs_through_the_loop(make_cfg):
+    result = run(make_cfg("trainer.drop_last=true", "trainer.batch_size=5", "budget.cycles=1"))
+    assert result.curve["n_labeled"].tolist() == [8, 12]

@@ -53,3 +53,11 @@ def test_stop_at_train_accuracy():
     trainer = fit(module, epochs=200, callbacks=[StopAtTrainAccuracy(0.99)])
     assert module.epoch_acc >= 0.99
     assert trainer.current_epoch < 200
+
+
+def test_drop_last_drops_the_final_partial_batch_but_never_the_only_one():
+    data = ALDataModule(make_synthetic(n_train=64, n_test=8), batch_size=16)
+    gen = torch.Generator().manual_seed(0)
+    assert [len(b[1]) for b in data.train_batches(np.arange(34), gen)] == [16, 16, 2]
+    assert [len(b[1]) for b in data.train_batches(np.arange(34), gen, drop_last=True)] == [16, 16]
+    assert [len(b[1]) for b in data.train_batches(np.arange(10), gen, drop_last=True)] == [10]
