@@ -18,7 +18,7 @@ from al_bench.build import build_dataset, build_model, build_strategy
 from al_bench.callbacks.pool_predictions import PoolPredictionRecorder
 from al_bench.data.base import ALDataModule
 from al_bench.diagnostics import dispersion_accuracy_bins, plot_dispersion_accuracy
-from al_bench.errors import ALBenchError, ConfigMismatchError, TrainingDivergedError
+from al_bench.errors import ALBenchError, ConfigMismatchError
 from al_bench.inference import evaluate, predicted_labels
 from al_bench.models.base import ALNet
 from al_bench.ops.dynamics import label_dispersion
@@ -119,14 +119,9 @@ def run(cfg: DictConfig) -> RunResult:
             store.write_status("running", cycles_done=cycle + 1, cycles_total=cycles + 1)
             if not warm:
                 net = None
-    except TrainingDivergedError as e:
-        store.write_status("failed", str(e), cycles_done=len(rows), cycles_total=cycles + 1)
-        tracker.finish(rows)
-        raise
-    except BaseException as e:
-        store.write_status(
-            "failed", f"{type(e).__name__}: {e}", cycles_done=len(rows), cycles_total=cycles + 1
-        )
+    except BaseException as e:  # the finished cycles stay in state.pt; status.json says why the run stopped
+        message = str(e) if isinstance(e, ALBenchError) else f"{type(e).__name__}: {e}"
+        store.write_status("failed", message, cycles_done=len(rows), cycles_total=cycles + 1)
         tracker.finish(rows)
         raise
     store.write_status("finished", cycles_done=cycles + 1, cycles_total=cycles + 1)
@@ -147,6 +142,7 @@ def run_cycle(
     if net is None:
         net = _new_model(cfg, data, seed, cycle)
     selects = cycle < cycles
+    bf16 = bool(cfg.trainer.get("bf16_inference", True))
     callbacks = list(strategy.training_callbacks(data, candidates, cycle)) if selects else []
     if cfg.get("diagnostics", False) and not any(
         getattr(cb, "key", None) == "pool_predictions" for cb in callbacks
@@ -154,7 +150,7 @@ def run_cycle(
         callbacks.append(PoolPredictionRecorder(data, candidates, key="pool_predictions"))
     for cb in callbacks:
         if isinstance(cb, PoolPredictionRecorder):
-            cb.bf16 = bool(cfg.trainer.get("bf16_inference", True))
+            cb.bf16 = bf16
     aux = strategy.auxiliary_module(net)
     train_idx, labels, n_pseudo = _training_set(pool, data, strategy)
 
@@ -189,7 +185,7 @@ def run_cycle(
             candidates=candidates,
             dynamics=dynamics,
             fit_model=lambda member_seed: _fit_committee_member(cfg, data, pool, member_seed, cycle),
-            bf16=bool(cfg.trainer.get("bf16_inference", True)),
+            bf16=bf16,
         )
         t0 = time.perf_counter()
         picked = distributed.broadcast_indices(np.asarray(strategy.select(ctx), dtype=np.int64))
