@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
 
 from al_bench.data.base import ALDataModule
 from al_bench.models.base import ALNet, enable_dropout_only
+
+
+@contextmanager
+def _mode(model: ALNet, mc_dropout: bool = False) -> Iterator[None]:
+    """Eval mode (MC dropout: eval with dropout on) for the block, then the previous mode again."""
+    was_training = model.training
+    if mc_dropout:
+        enable_dropout_only(model)
+    else:
+        model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def _autocast(device: torch.device, bf16: bool):
@@ -22,15 +37,12 @@ def logits_and_features(
     model: ALNet, data: ALDataModule, indices: np.ndarray, split: str = "train", bf16: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits [N, C], features [N, D]) float32 on CPU for global ``indices``, model in eval mode."""
-    was_training = model.training
-    model.eval()
     logits, feats = [], []
-    with _autocast(data.device, bf16):
+    with _mode(model), _autocast(data.device, bf16):
         for x, _, _ in data.eval_batches(indices, split=split):
             out, h = model.forward_with_features(x)
             logits.append(out.float().cpu())
             feats.append(h.float().cpu())
-    model.train(was_training)
     if not logits:
         return torch.zeros(0, model.num_classes), torch.zeros(0, model.feature_dim)
     return torch.cat(logits), torch.cat(feats)
@@ -41,13 +53,10 @@ def predicted_labels(
     model: ALNet, data: ALDataModule, indices: np.ndarray, bf16: bool = False
 ) -> torch.Tensor:
     """argmax predictions [N] (int64, on the data device) for global ``indices``; no copy to CPU."""
-    was_training = model.training
-    model.eval()
     out = []
-    with _autocast(data.device, bf16):
+    with _mode(model), _autocast(data.device, bf16):
         for x, _, _ in data.eval_batches(indices):
             out.append(model(x).argmax(1))
-    model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=data.device)
 
 
@@ -57,15 +66,13 @@ def evaluate(
 ) -> dict:
     """{'acc', 'loss'} of ``model`` on a split (the whole test set by default)."""
     batches = data.test_batches() if indices is None else data.eval_batches(indices, split=split)
-    was_training = model.training
-    model.eval()
     correct, loss_sum, n = 0, 0.0, 0
-    for x, y, _ in batches:
-        out = model(x).float()
-        loss_sum += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
-        correct += int((out.argmax(1) == y).sum())
-        n += len(y)
-    model.train(was_training)
+    with _mode(model):
+        for x, y, _ in batches:
+            out = model(x).float()
+            loss_sum += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
+            correct += int((out.argmax(1) == y).sum())
+            n += len(y)
     return {"acc": correct / max(n, 1), "loss": loss_sum / max(n, 1)}
 
 
@@ -84,13 +91,10 @@ def mc_dropout_probs(
     trunk output repeated T times in one batch. Batch norm stays in eval mode. Dropout masks come from
     the global torch RNG, seeded with ``generator_seed`` for reproducibility.
     """
-    was_training = model.training
-    enable_dropout_only(model)
-    cpu_state = torch.random.get_rng_state()
-    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    torch.manual_seed(generator_seed)
     out = []
-    try:
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with _mode(model, mc_dropout=True), torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(generator_seed)  # the caller's global RNG state comes back after the block
         with _autocast(data.device, bf16):
             for x, _, _ in data.eval_batches(indices):
                 z = model.trunk(x)
@@ -98,11 +102,6 @@ def mc_dropout_probs(
                 zt = z.unsqueeze(1).expand(b, n_samples, *z.shape[1:]).reshape(b * n_samples, *z.shape[1:])
                 probs = model.tail(zt).float().softmax(-1).view(b, n_samples, -1)
                 out.append(probs.cpu())
-    finally:
-        torch.random.set_rng_state(cpu_state)
-        if cuda_state is not None:
-            torch.cuda.set_rng_state_all(cuda_state)
-        model.train(was_training)
     if not out:
         return torch.zeros(0, n_samples, model.num_classes)
     return torch.cat(out)
