@@ -1,11 +1,13 @@
 """Benchmark the Bayesian kernels against the way the public reference code does the same work.
 
-(1) MC-dropout scoring of a pool: ``al_bench.inference.mc_dropout_probs`` (trunk once, dropout tail T times on
-    the repeated trunk output) against baal's ModelWrapper way (the input batch stacked T times in memory and
-    the whole network run on it). Models whose dropout all sits after a conv trunk: a small VGG-style CNN
-    with a global-average-pooled trunk (the trunk holds ~99.9% of the multiply-adds: the chosen model for the
-    T/2 goal) and the DBAL CNN of Gal et al. 2017 (trunk ~94%: its multiply-add bound is 9.6x at T = 20).
-    Correctness: with every dropout p set to 0 both ways must give the same probabilities.
+(1) MC-dropout scoring of a pool: ``al_bench.posteriors.mc_dropout_probs`` (consistent masks: one per pass,
+    shared by every input; trunk once, dropout tail T times on the repeated trunk output) against baal's
+    ModelWrapper way (the input batch stacked T times in memory and the whole network run on it). Models
+    whose dropout all sits after a conv trunk: a small VGG-style CNN with a global-average-pooled trunk (the
+    trunk holds ~99.9% of the multiply-adds: the chosen model for the T/2 goal) and the DBAL CNN of Gal et
+    al. 2017 (trunk ~94%: its multiply-add bound is 9.6x at T = 20). Correctness: with every dropout p set
+    to 1e-12 (no unit is ever dropped) both ways must give the same probabilities (al_bench refuses p = 0
+    outright: MC dropout without dropout is a user error).
 (2) BatchBALD candidate scoring, one greedy step: ``al_bench.ops.batchbald.joint_entropies_with`` (one GEMM
     per chunk of candidates, x log x in place, one GEMV) against batchbald_redux's ``compute_batch`` (a
     per-candidate matmul loop, then -log(p) * p / q over a [chunk, S, C] tensor), both given the SAME joint
@@ -33,7 +35,6 @@ import torch
 from torch import nn
 
 from al_bench.data.base import ALDataModule, ArrayDataset, IndexBatches
-from al_bench.inference import mc_dropout_probs
 from al_bench.models.base import ALNet, enable_dropout_only
 from al_bench.ops.batchbald import (
     JointConfigurations,
@@ -43,6 +44,7 @@ from al_bench.ops.batchbald import (
     joint_entropies_with,
 )
 from al_bench.ops.bayesian import bald
+from al_bench.posteriors.mc_dropout import mc_dropout_probs
 
 # ---- models: every dropout after the trunk ---------------------------------------------------------------
 
@@ -176,8 +178,8 @@ def bench_mc_dropout(
     mc_dropout_probs(model, data, indices[: min(64, pool)], n_samples, 0)
     baal_style_mc_probs(model, data, indices[: min(16, pool)], n_samples, ref_batch, 0)
 
-    # correctness: dropout p = 0 -> both ways are the deterministic network
-    saved = _set_dropout(model, 0.0)
+    # correctness: dropout p ~ 0 (never drops) -> both ways are the deterministic network
+    saved = _set_dropout(model, 1e-12)
     ours_det = mc_dropout_probs(model, data, head, n_samples, 0)
     ref_det = baal_style_mc_probs(model, data, head, n_samples, ref_batch, 0)
     _set_dropout(model, None, saved)

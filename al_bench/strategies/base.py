@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from al_bench.data.base import ALDataModule
-from al_bench.inference import logits_and_features, mc_dropout_probs
+from al_bench.inference import logits_and_features
 from al_bench.models.base import ALNet
 from al_bench.pool import ActivePool
+from al_bench.posteriors.mc_dropout import MCDropoutPosterior
 from al_bench.seeding import torch_generator_from
 
 
@@ -108,14 +109,30 @@ class SelectionContext:
         """True labels [L] of the labeled set (CPU)."""
         return self.data.labels(self.labeled).cpu()
 
-    def mc_probs(self, n_samples: int) -> torch.Tensor:
-        """MC-dropout probabilities [N, T, C] of the candidates (float32, CPU), T = ``n_samples``."""
+    def mc_posterior(self, n_samples: int) -> MCDropoutPosterior:
+        """T = ``n_samples`` consistent MC-dropout functions of the model, drawn once per selection.
+
+        Pass t applies the same dropout masks to every input, so probabilities of any index sets scored
+        through it (candidates, labeled set, target inputs) are joint samples of the same T functions.
+        """
+        key = ("mc_posterior", int(n_samples))
+        if key not in self._cache:
+            self._cache[key] = MCDropoutPosterior(
+                self.model, n_samples, self.torch_generator(), bf16=self.bf16
+            )
+        return self._cache[key]
+
+    def mc_probs(self, n_samples: int, indices: np.ndarray | None = None) -> torch.Tensor:
+        """MC-dropout probabilities [N, T, C] (float32, CPU) under :meth:`mc_posterior`'s T functions.
+
+        ``indices``: global indices to score (default: the candidates, cached).
+        """
+        posterior = self.mc_posterior(n_samples)
+        if indices is not None:
+            return posterior.probs(self.data, np.asarray(indices, dtype=np.int64))
         key = ("mc", int(n_samples))
         if key not in self._cache:
-            seed = int(self.rng.integers(0, 2**62))
-            self._cache[key] = mc_dropout_probs(
-                self.model, self.data, self.candidates, n_samples, seed, self.bf16
-            )
+            self._cache[key] = posterior.probs(self.data, self.candidates)
         return self._cache[key]
 
 
@@ -128,6 +145,9 @@ class Strategy:
 
     #: the strategy reads ``ctx.data.val_indices``; the run is refused before training when there are none.
     needs_validation: bool = False
+    #: the strategy samples MC-dropout functions; the run is refused before training when the model has no
+    #: dropout layer with p > 0.
+    needs_mc_dropout: bool = False
 
     def training_callbacks(self, data: ALDataModule, candidates: np.ndarray, cycle: int) -> list:
         """Lightning callbacks to attach to this cycle's training (default: none).

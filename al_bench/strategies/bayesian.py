@@ -1,17 +1,19 @@
 """Bayesian strategies on MC-dropout predictions (Gal, Islam & Ghahramani 2017; Kirsch et al. 2019).
 
-Every strategy reads ``ctx.mc_probs(n_samples)`` [N, T, C]: the trunk runs once, the dropout tail T times.
+Every strategy reads ``ctx.mc_probs(n_samples)`` [N, T, C]: T consistent MC-dropout functions (one mask per
+dropout layer per pass, shared by every candidate; see :mod:`al_bench.posteriors.mc_dropout`); the trunk runs
+once, the dropout tail T times.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from al_bench.errors import ALBenchError, BudgetError
 from al_bench.ops import bayesian
 from al_bench.ops.batchbald import batchbald
+from al_bench.posteriors.mc_dropout import dropout_layers
 from al_bench.strategies.base import ScoreStrategy, SelectionContext, Strategy, top_k
 
 
@@ -23,14 +25,15 @@ def _check_n_samples(name: str, n_samples: int) -> int:
 
 def _mc_probs(name: str, ctx: SelectionContext, n_samples: int) -> torch.Tensor:
     """ctx.mc_probs, refused when the model has no dropout with p > 0 (all passes would be identical)."""
-    active = [m for m in ctx.model.modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0]
-    if not active:
+    if not dropout_layers(ctx.model):
         raise ALBenchError(f"{name} needs a model with dropout p > 0 (MC dropout); this model has none")
     return ctx.mc_probs(n_samples)
 
 
 class _MCDropoutScore(ScoreStrategy):
     """A score of the MC-dropout predictions [N, T, C] of the candidates."""
+
+    needs_mc_dropout = True
 
     def __init__(self, n_samples: int = 20) -> None:
         self.n_samples = _check_n_samples(type(self).__name__, n_samples)
@@ -84,6 +87,8 @@ class BatchBALD(Strategy):
     Candidates are shuffled with ``ctx.rng`` first, so exact ties fall to a random candidate. The greedy runs
     on the data device (CUDA when the data lives there).
     """
+
+    needs_mc_dropout = True
 
     def __init__(
         self, n_samples: int = 20, num_joint_samples: int = 10000, max_candidates: int | None = None
