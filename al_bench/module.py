@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from al_bench.errors import TrainingDivergedError
+from al_bench.errors import ALBenchError, TrainingDivergedError
 from al_bench.models.base import ALNet
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
+CLIP_ALGORITHMS = ("norm", "value")
 
 
 class ALModule(pl.LightningModule):
@@ -22,8 +23,12 @@ class ALModule(pl.LightningModule):
 
     ``training_step`` returns per-sample outputs (``per_sample_loss``, ``logits``, ``index``) so that
     callbacks can record learning dynamics from ``on_train_batch_end``. Batches are ``(x, y, global index)``.
-    Nothing is logged per step (logging costs more than an MLP step); the epoch's mean loss and accuracy
-    are kept in ``epoch_loss`` / ``epoch_acc`` for callbacks (e.g. stop at a train accuracy).
+    Nothing is logged per step (logging costs more than an MLP step); ``epoch_loss`` / ``epoch_acc`` give the
+    mean loss and accuracy of the epoch's batches (see :attr:`epoch_acc`) for callbacks.
+
+    ``gradient_clip_algorithm``: ``"norm"`` rescales all gradients to a total 2-norm of at most
+    ``gradient_clip_val``; ``"value"`` clamps every gradient element to [-v, v] (BADGE's training).
+    ``l2`` / ``l2_params``: see :func:`l2_param_groups`.
     """
 
     def __init__(
@@ -33,22 +38,61 @@ class ALModule(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         aux: nn.Module | None = None,
         gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str = "norm",
+        l2: float | None = None,
+        l2_params: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
+        if gradient_clip_algorithm not in CLIP_ALGORITHMS:
+            raise ValueError(
+                f"gradient_clip_algorithm must be one of {CLIP_ALGORITHMS}: {gradient_clip_algorithm!r}"
+            )
         # Manual optimization: one zero_grad/backward/step per batch, as the hand-written loop does; it skips
         # Lightning's closure machinery, which costs as much as a small model's whole step.
         self.automatic_optimization = False
         self.gradient_clip_val = gradient_clip_val
+        self.gradient_clip_algorithm = gradient_clip_algorithm
+        self.l2 = l2
+        self.l2_params = None if l2_params is None else list(l2_params)
         self.net = net
         self.aux = aux
         self._optimizer_factory = optimizer
         self._scheduler_factory = scheduler
-        self.epoch_loss = float("nan")
-        self.epoch_acc = float("nan")
+        # Running sums over the current epoch's batches (reset in on_train_epoch_start, kept after the fit).
         self._loss_sum: torch.Tensor | None = None
         self._correct: torch.Tensor | None = None
         self._seen = 0
 
+    # ---- epoch statistics ------------------------------------------------------------------------------
+    @property
+    def epoch_loss(self) -> float:
+        """Mean training loss over the current epoch's batches so far (NaN before its first step)."""
+        return float(self._loss_sum) / self._seen if self._seen else float("nan")
+
+    @property
+    def epoch_acc(self) -> float:
+        """Training accuracy over the current epoch's batches so far (NaN before its first step).
+
+        Computed when read from sums that every training step updates, so every ``on_train_epoch_end`` hook
+        sees the whole epoch, whatever the order in which Lightning calls callbacks and the module (callbacks
+        first); after the fit it is the last epoch's.
+        """
+        return float(self._correct) / self._seen if self._seen else float("nan")
+
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum, self._correct, self._seen = None, None, 0
+
+    def _accumulate(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        detached = loss.detach() * len(y)
+        correct = (logits.detach().argmax(1) == y).sum()
+        if self._loss_sum is None or self._correct is None:
+            self._loss_sum, self._correct = detached, correct
+        else:
+            self._loss_sum += detached
+            self._correct += correct
+        self._seen += len(y)
+
+    # ---- training --------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
@@ -69,16 +113,13 @@ class ALModule(pl.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.gradient_clip_val:
-            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val)
+            self.clip_gradients(
+                optimizer,
+                gradient_clip_val=self.gradient_clip_val,
+                gradient_clip_algorithm=self.gradient_clip_algorithm,
+            )
         optimizer.step()
-        detached = loss.detach()
-        correct = (logits.detach().argmax(1) == y).sum()
-        if self._loss_sum is None:
-            self._loss_sum, self._correct = detached * len(y), correct
-        else:
-            self._loss_sum += detached * len(y)
-            self._correct += correct
-        self._seen += len(y)
+        self._accumulate(loss, logits, y)
         return {
             "loss": loss,
             "per_sample_loss": per_sample.detach(),
@@ -86,31 +127,76 @@ class ALModule(pl.LightningModule):
             "index": index,
         }
 
-    def on_train_epoch_start(self) -> None:
-        self._loss_sum, self._correct, self._seen = None, None, 0
-
     def on_train_epoch_end(self) -> None:
         if self._scheduler_factory is not None:
             self.lr_schedulers().step()
         if self._seen:
-            self.epoch_loss = float(self._loss_sum) / self._seen
-            self.epoch_acc = float(self._correct) / self._seen
-            if not torch.isfinite(torch.tensor(self.epoch_loss)):
+            epoch_loss = self.epoch_loss
+            if not torch.isfinite(torch.tensor(epoch_loss)):
                 raise TrainingDivergedError(
-                    f"training loss became {self.epoch_loss} at epoch {self.current_epoch}: "
+                    f"training loss became {epoch_loss} at epoch {self.current_epoch}: "
                     "lower the learning rate (trainer.optimizer.lr) or check the data"
                 )
 
+    def optimizer_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """(name, parameter) of the net (its own names: ``dense.1.weight``) and of ``aux`` (``aux.*``)."""
+        named = list(self.net.named_parameters())
+        if self.aux is not None:
+            named += [(f"aux.{n}", p) for n, p in self.aux.named_parameters()]
+        return named
+
     def configure_optimizers(self) -> Any:
-        params = list(self.net.parameters()) + (list(self.aux.parameters()) if self.aux is not None else [])
-        optimizer = self._optimizer_factory(params)
+        named = self.optimizer_named_parameters()
+        if self.l2 is None:
+            optimizer = self._optimizer_factory([p for _, p in named])
+        else:
+            optimizer = self._optimizer_factory(l2_param_groups(named, self.l2, self.l2_params))
         if self._scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler_factory(optimizer)}}
 
 
+def l2_param_groups(
+    named: Iterable[tuple[str, nn.Parameter]], l2: float, prefixes: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups that add Keras's ``l2(l2)`` penalty ``l2 * sum(w ** 2)`` to the mean loss.
+
+    Parameters whose name starts with one of ``prefixes`` (None: every parameter) form a group with
+    ``weight_decay = 2 * l2`` (the gradient of the penalty is ``2 * l2 * w``), which replaces the optimizer's
+    ``weight_decay`` for them; the others form a group without the key, so they keep the optimizer's own.
+    DBAL's Keras code regularises its dense layer's weight matrix with ``l2 = 3.5 / N``:
+    ``prefixes=["dense.1.weight"]``.
+
+    This equals the loss term for optimizers whose ``weight_decay`` is *coupled* (added to the gradient
+    before anything else): torch's SGD (with or without momentum), Adam, RMSprop, Adagrad. It does NOT for
+    decoupled decay (AdamW, ``Adam(decoupled_weight_decay=True)``), which shrinks weights outside the
+    gradient; :func:`al_bench.training.check_trainer_config` refuses that combination.
+    """
+    named = list(named)
+    if prefixes is None:
+        decayed, rest = named, []
+    else:
+        prefixes = tuple(prefixes)
+        unused = [p for p in prefixes if not any(n.startswith(p) for n, _ in named)]
+        if unused:
+            raise ALBenchError(
+                f"trainer.l2_params {unused} match no parameter of the model; "
+                f"its parameters are: {', '.join(n for n, _ in named)}"
+            )
+        decayed = [(n, p) for n, p in named if n.startswith(prefixes)]
+        rest = [(n, p) for n, p in named if not n.startswith(prefixes)]
+    groups: list[dict[str, Any]] = []
+    if rest:
+        groups.append({"params": [p for _, p in rest]})
+    groups.append({"params": [p for _, p in decayed], "weight_decay": 2 * l2})
+    return groups
+
+
 class StopAtTrainAccuracy(pl.Callback):
-    """Stop training once an epoch's training accuracy reaches ``threshold`` (BADGE trains to 99%)."""
+    """Stop training once an epoch's training accuracy reaches ``threshold`` (BADGE trains to 99%).
+
+    A run whose accuracy first reaches the threshold in epoch k (0-based) runs exactly k + 1 epochs.
+    """
 
     def __init__(self, threshold: float) -> None:
         self.threshold = float(threshold)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra.utils
 import numpy as np
@@ -12,10 +14,12 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
+from al_bench.callbacks.early_stopping import ValidationEarlyStopping, val_accuracy
 from al_bench.data.base import ALDataModule
+from al_bench.data.sampled_batches import SampledBatches
 from al_bench.errors import ALBenchError
 from al_bench.models.base import ALNet
-from al_bench.module import ALModule, StopAtTrainAccuracy
+from al_bench.module import CLIP_ALGORITHMS, ALModule, StopAtTrainAccuracy
 from al_bench.seeding import derive_seed, torch_generator
 
 
@@ -31,23 +35,46 @@ def train_model(
     labels: torch.Tensor | None = None,
     purpose: str = "train",
 ) -> ALModule:
-    """Fit ``net`` on global ``indices`` with the run's recipe; a fresh Lightning Trainer per call."""
+    """Fit ``net`` on global ``indices`` with the run's recipe; a fresh Lightning Trainer per call.
+
+    ``trainer.samples_per_epoch`` (int) makes each epoch that many draws with replacement from ``indices``;
+    ``trainer.early_stopping_patience`` stops on validation accuracy and restores the best epoch's weights;
+    ``trainer.l2_over_n`` = c adds ``(c / N) * sum(w ** 2)`` over ``trainer.l2_params`` with N = len(indices).
+    """
     tcfg = cfg.trainer
+    check_trainer_config(tcfg, len(data.val_indices))
     torch.manual_seed(derive_seed(seed, purpose, cycle))
-    batches = data.train_batches(
-        indices,
-        torch_generator(seed, "shuffle:" + purpose, cycle),
-        labels=labels,
-        drop_last=bool(tcfg.get("drop_last", False)),
-    )
+    generator = torch_generator(seed, "shuffle:" + purpose, cycle)
+    drop_last = bool(tcfg.get("drop_last", False))
+    batches: Any
+    if tcfg.get("samples_per_epoch") is not None:
+        n = int(tcfg.samples_per_epoch)
+        batches = SampledBatches(
+            data, indices, n, data.batch_size, generator, data.augment, labels=labels, drop_last=drop_last
+        )
+    else:
+        batches = data.train_batches(indices, generator, labels=labels, drop_last=drop_last)
     optimizer = hydra.utils.instantiate(tcfg.optimizer)
     scheduler = hydra.utils.instantiate(tcfg.scheduler) if tcfg.get("scheduler") else None
     if data.device.type == "cuda" and tcfg.get("channels_last", True) and len(data.in_shape) == 3:
         net = net.to(memory_format=torch.channels_last)
-    module = ALModule(net, optimizer, scheduler, aux=aux, gradient_clip_val=tcfg.get("gradient_clip_val"))
+    l2_over_n = tcfg.get("l2_over_n")
+    l2_params = tcfg.get("l2_params")
+    module = ALModule(
+        net,
+        optimizer,
+        scheduler,
+        aux=aux,
+        gradient_clip_val=tcfg.get("gradient_clip_val"),
+        gradient_clip_algorithm=tcfg.get("gradient_clip_algorithm") or "norm",
+        l2=None if l2_over_n is None else float(l2_over_n) / max(len(indices), 1),
+        l2_params=None if l2_params is None else [str(p) for p in l2_params],
+    )
     all_callbacks = list(callbacks or [])
     if tcfg.get("stop_at_train_acc"):
         all_callbacks.append(StopAtTrainAccuracy(float(tcfg.stop_at_train_acc)))
+    if tcfg.get("early_stopping_patience") is not None:
+        all_callbacks.append(ValidationEarlyStopping(int(tcfg.early_stopping_patience), val_accuracy(data)))
     trainer = pl.Trainer(
         max_epochs=int(tcfg.max_epochs),
         min_epochs=int(tcfg.get("min_epochs") or 0) or None,
@@ -71,6 +98,73 @@ def train_model(
     if aux is not None:
         aux.to(data.device)
     return module
+
+
+def check_trainer_config(trainer_cfg: Mapping[str, Any] | DictConfig, n_val: int) -> None:
+    """Refuse, with one line, trainer options that cannot work (before any training).
+
+    ``n_val``: the size of the validation split (``len(data.val_indices)``); early stopping needs one.
+    """
+    get = trainer_cfg.get
+    patience = get("early_stopping_patience")
+    if patience is not None:
+        if not _is_int(patience) or patience < 1:
+            raise ALBenchError(
+                f"trainer.early_stopping_patience must be null or an integer >= 1 (epochs without a better "
+                f"validation accuracy), got {patience!r}"
+            )
+        if n_val <= 0:
+            raise ALBenchError(
+                "trainer.early_stopping_patience needs a validation split: set dataset.val_size "
+                "(BatchBALD: 1024), or trainer.early_stopping_patience=null"
+            )
+    samples = get("samples_per_epoch")
+    if samples is not None and (not _is_int(samples) or samples < 1):
+        raise ALBenchError(f"trainer.samples_per_epoch must be null or an integer >= 1, got {samples!r}")
+    algorithm = get("gradient_clip_algorithm") or "norm"
+    if algorithm not in CLIP_ALGORITHMS:
+        raise ALBenchError(
+            f"unknown trainer.gradient_clip_algorithm {algorithm!r}; valid: {', '.join(CLIP_ALGORITHMS)}"
+        )
+    clip = get("gradient_clip_val")
+    if clip is not None and (not _is_number(clip) or clip < 0):
+        raise ALBenchError(f"trainer.gradient_clip_val must be null or a number >= 0, got {clip!r}")
+    _check_l2(trainer_cfg)
+
+
+def _check_l2(trainer_cfg: Mapping[str, Any] | DictConfig) -> None:
+    c, params = trainer_cfg.get("l2_over_n"), trainer_cfg.get("l2_params")
+    if c is not None and (not _is_number(c) or c < 0):
+        raise ALBenchError(f"trainer.l2_over_n must be null or a number >= 0, got {c!r}")
+    if params is not None:
+        if (
+            not isinstance(params, Sequence)
+            or isinstance(params, str)
+            or not all(isinstance(p, str) and p for p in params)
+        ):
+            raise ALBenchError(
+                f"trainer.l2_params must be null or a list of parameter-name prefixes, got {params!r}"
+            )
+        if c is None:
+            raise ALBenchError(
+                "trainer.l2_params has no effect without trainer.l2_over_n: set both or neither"
+            )
+    if c is not None:
+        opt = trainer_cfg.get("optimizer") or {}
+        target = str(opt.get("_target_", ""))
+        if target.endswith("AdamW") or opt.get("decoupled_weight_decay", False):
+            raise ALBenchError(
+                f"trainer.l2_over_n is an L2 loss term, which {target}'s decoupled weight decay is not: "
+                "use torch.optim.Adam or SGD, or set trainer.l2_over_n=null"
+            )
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def resolve_device(accelerator: str) -> torch.device:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -64,3 +65,17 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 def config_names(group: str) -> list[str]:
     """Every option of a config group, from the yaml files (a new file is tested automatically)."""
     return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+def quiet_trainer(epochs: int, callbacks=()) -> pl.Trainer:
+    """A CPU Lightning Trainer without logger, checkpoints, progress bar or summary (module-level tests)."""
+    return pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=list(callbacks),
+    )

@@ -22,6 +22,7 @@ IN_SHAPE = {
     "vgg11": (3, 32, 32),
     "vgg16": (3, 32, 32),
     "dbal_cnn": (1, 28, 28),
+    "batchbald_cnn": (1, 28, 28),
     "lenet": (1, 28, 28),
     "mlp": (1, 8, 8),
 }
@@ -31,9 +32,12 @@ NEEDS_DROPOUT = {
     "vgg11": True,
     "vgg16": True,
     "dbal_cnn": True,
+    "batchbald_cnn": True,
     "lenet": True,
     "mlp": True,
 }
+#: SGD step of the tiny-batch fit (default 0.05): p = 0.5 channel dropout on 4 images needs smaller steps.
+FIT_LR = {"batchbald_cnn": 0.01}
 NUM_CLASSES = 5
 
 
@@ -129,7 +133,7 @@ def test_a_few_sgd_steps_fit_a_tiny_batch(name: str) -> None:
     model = build(name, in_shape=shape)
     x = torch.randn(4, *shape, generator=torch.Generator().manual_seed(2))
     y = torch.tensor([0, 1, 2, 3])
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=FIT_LR.get(name, 0.05), momentum=0.9)
 
     def loss_without_dropout() -> float:
         for m in model.modules():  # dropout off, batch norm on batch statistics
@@ -183,3 +187,15 @@ def test_dbal_cnn_matches_gal_et_al() -> None:
     assert model.feature_dim == 128
     rates = sorted(m.p for m in model.modules() if isinstance(m, nn.Dropout))
     assert rates == [0.25, 0.5]
+
+
+def test_batchbald_cnn_matches_kirsch_et_al() -> None:
+    """batchbald_redux's BayesianCNN: 1024 inputs to fc128, channel dropout in the convolutions, p = 0.5."""
+    model = build("batchbald_cnn", in_shape=(1, 28, 28))
+    assert model.trunk(torch.zeros(1, 1, 28, 28)).shape == (1, 32, 24, 24)  # conv1 only: no dropout in it
+    assert model.fc1.in_features == 1024 and model.feature_dim == 128
+    drops = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    assert [type(m) for m in drops] == [nn.Dropout2d, nn.Dropout2d, nn.Dropout]
+    assert all(m.p == 0.5 for m in drops)
+    ten_classes = sum(p.numel() for p in model.parameters()) + (10 - NUM_CLASSES) * 129
+    assert ten_classes == 832 + 51_264 + 131_200 + 1_290

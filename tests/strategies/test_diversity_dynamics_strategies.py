@@ -6,7 +6,6 @@ from functools import partial
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from al_bench.callbacks.pool_predictions import PoolPredictionRecorder
@@ -20,6 +19,7 @@ from al_bench.pool import ActivePool
 from al_bench.strategies.base import SelectionContext
 from al_bench.strategies.diversity import BADGE, CoreSet
 from al_bench.strategies.dynamics import Forgetting, LabelDispersion
+from tests.conftest import quiet_trainer
 
 N_TRAIN, N_CLASSES = 120, 3
 
@@ -82,17 +82,7 @@ def test_badge_selection_and_seeding():
 # ---- recorder ------------------------------------------------------------------------------------------
 def _fit(data: ALDataModule, callbacks: list, epochs: int = 3) -> ALModule:
     module = ALModule(_net(), partial(torch.optim.SGD, lr=0.5))
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=callbacks,
-    )
+    trainer = quiet_trainer(epochs, callbacks)
     trainer.fit(module, train_dataloaders=data.train_batches(np.arange(40), torch.Generator().manual_seed(0)))
     return module
 
