@@ -9,6 +9,7 @@ import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
 from al_bench.data.base import ArrayDataset
+from al_bench.data.repeat import NOISE_SEED, check_repeat_options, repeat_dataset
 from al_bench.errors import ALBenchError
 from al_bench.models.base import ALNet
 from al_bench.strategies.base import Strategy
@@ -34,13 +35,18 @@ def _instantiate(kw: dict[str, Any], group: str, **extra: Any) -> Any:
 
 
 def build_dataset(cfg: DictConfig) -> ArrayDataset:
-    """Load the dataset named by ``cfg.dataset`` (its loader's kwargs are the yaml's other keys)."""
+    """Load the dataset named by ``cfg.dataset`` (its loader's kwargs are the yaml's other keys).
+
+    ``dataset.repeat`` / ``dataset.repeat_noise_std`` (defaults 1 / 0.0, also when absent from the yaml) then
+    repeat its training split with fixed noise, for any dataset: :func:`al_bench.data.repeat.repeat_dataset`.
+    """
     kw = _kwargs(cfg.dataset, "dataset")
     for key in ("val_size", "val_seed"):
         kw.pop(key, None)
+    times, noise_std = check_repeat_options(kw.pop("repeat", 1), kw.pop("repeat_noise_std", 0.0))
     if kw.get("data_dir"):  # absolute, so that a missing-data message says exactly where it looked
         kw["data_dir"] = str(Path(kw["data_dir"]).expanduser().resolve())
-    return _instantiate(kw, "dataset")
+    return repeat_dataset(_instantiate(kw, "dataset"), times, noise_std, seed=NOISE_SEED)
 
 
 def build_model(cfg: DictConfig, in_shape: tuple[int, ...], num_classes: int) -> ALNet:

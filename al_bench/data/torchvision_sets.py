@@ -14,7 +14,8 @@ cifar10         root/cifar-10-batches-py/{data_batch_1..5,test_batch,        md5
 cifar100        root/cifar-100-python/{train,test,meta}                      md5 of every file
 svhn            root/{train_32x32.mat,test_32x32.mat}  (needs scipy)          md5 of both .mat files
 mnist           root/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte  none on the idx files
-fashion_mnist   root/FashionMNIST/raw/ (same names as MNIST)                 none on the idx files
+fashion_mnist   root/FashionMNIST/raw/ or root/ itself (flat, as Debian's    md5 of the decompressed
+                dataset-fashion-mnist), same names as MNIST, idx or .gz      idx content (pinned here)
 =============== ============================================================ =========================
 
 Every loader takes ``(data_dir, download=False, verify=True)``; other keys of the dataset config
@@ -22,9 +23,13 @@ Every loader takes ``(data_dir, download=False, verify=True)``; other keys of th
 ``verify=True`` keeps torchvision's md5 checks; ``verify=False`` replaces them by an existence check, so that
 a private subset or a re-packed copy in the same format loads too. torchvision checks no checksum on the MNIST
 idx files; for them ``verify`` applies to the ``.gz`` archives: when only the archives are present they are
-md5-checked (if ``verify``) and decompressed in place. Downloads (``download=True``) go through torchvision's
-official classes, which md5-check what they fetch; with ``verify`` they also replace files that fail their
-md5, without it they fetch only when files are missing (a private subset in place is left alone).
+md5-checked (if ``verify``) and decompressed in place. Fashion-MNIST is read by this module, not by
+torchvision: each file as idx or ``.gz`` (decompressed in memory, nothing is written); ``verify`` compares the
+md5 of the decompressed content with :data:`FASHION_MNIST_MD5`, so a recompressed official copy (Debian's)
+passes; when ``data_dir`` lacks the files it falls back to ``fallback_dir`` (the config: Debian's folder).
+Downloads (``download=True``) go through torchvision's official classes, which md5-check what they fetch; with
+``verify`` they also replace files that fail their md5, without it they fetch only when files are missing (a
+private subset in place is left alone; MNIST-likes are fetched only when files are missing).
 
 Normalisation statistics (per channel, on [0, 1] pixels, training split):
 
@@ -43,7 +48,10 @@ mirrored digit is no longer a well-formed digit); none for MNIST-likes (the DBAL
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import http.client
+import logging
 import os
 import pickle
 from collections.abc import Callable
@@ -343,11 +351,137 @@ def load_mnist(
     return _load_mnist_like(_MNIST, tvd.MNIST, data_dir, download, verify)
 
 
+# ---- Fashion-MNIST: idx or .gz, torchvision's layout or flat, content-verified -----------------------------
+
+FASHION_MNIST_MD5: dict[str, str] = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+"""md5 of the DECOMPRESSED official Fashion-MNIST idx files (not of the .gz archives, whose bytes depend on
+the compressor: Debian recompresses them, so torchvision's archive md5s fail on its copy). Computed once from
+Debian's dataset-fashion-mnist; equal to the md5s other public loaders pin for the decompressed files."""
+
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+"""Where Debian's ``dataset-fashion-mnist`` puts the four .gz files (flat): the config's ``fallback_dir``."""
+
+_log = logging.getLogger(__name__)
+
+
+def _idx_path(folder: Path, name: str) -> Path | None:
+    """``folder/name`` if it is a file, else ``folder/name.gz`` if that is, else None."""
+    for path in (folder / name, folder / f"{name}.gz"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _holds_fashion(folder: Path) -> bool:
+    return all(_idx_path(folder, name) is not None for name in FASHION_MNIST_MD5)
+
+
+def _read_idx(path: Path, name: str, verify: bool) -> np.ndarray:
+    """One idx file (plain or .gz, decompressed in memory) as a uint8 array of the shape in its header.
+
+    With ``verify`` the md5 of the decompressed bytes must equal ``FASHION_MNIST_MD5[name]``.
+    """
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as err:
+        raise MissingDatasetError(
+            f"Fashion-MNIST file {path} could not be read ({type(err).__name__}: {_one_line(err, 120)}); "
+            f"replace it with the official file"
+        ) from None
+    if verify:
+        digest = hashlib.md5(raw).hexdigest()
+        if digest != FASHION_MNIST_MD5[name]:
+            raise MissingDatasetError(
+                f"Fashion-MNIST file {path} failed the md5 check of its decompressed content ({digest}, "
+                f"official {FASHION_MNIST_MD5[name]}): not the official file; replace it, or set "
+                f"dataset.verify=false to load it as it is"
+            )
+    # header: 0, 0, 0x08 (uint8), ndim; then ndim big-endian uint32 dims; then the data
+    ndim = raw[3] if len(raw) >= 4 else 0
+    ok = raw[:3] == b"\x00\x00\x08" and 1 <= ndim <= 3 and len(raw) >= 4 + 4 * ndim
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)) if ok else ()
+    if not ok or len(raw) != 4 + 4 * ndim + int(np.prod(shape)):
+        raise MissingDatasetError(
+            f"Fashion-MNIST file {path} is not a uint8 idx file of the size its header gives; replace it "
+            f"with the official file"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _fashion_missing_message(root: Path, places: list[Path], fallback: Path | None) -> str:
+    debian = (
+        f"or on Debian/Ubuntu run `apt-get install dataset-fashion-mnist` (read from {DEBIAN_FASHION_MNIST})"
+        if fallback is not None and str(fallback) == DEBIAN_FASHION_MNIST
+        else f"or on Debian/Ubuntu run `apt-get install dataset-fashion-mnist` and set "
+        f"dataset.data_dir={DEBIAN_FASHION_MNIST}"
+    )
+    return (
+        f"Fashion-MNIST not found in {' nor '.join(str(p) for p in places)} (each place needs the four "
+        f"files {{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte, plain or .gz): set dataset.download=true "
+        f"where the internet is reachable, place them (https://github.com/zalandoresearch/fashion-mnist) in "
+        f"{root}, {debian}"
+    )
+
+
 def load_fashion_mnist(
-    data_dir: str | os.PathLike, download: bool = False, verify: bool = True, **_: object
+    data_dir: str | os.PathLike,
+    download: bool = False,
+    verify: bool = True,
+    fallback_dir: str | os.PathLike | None = None,
+    **_: object,
 ) -> ArrayDataset:
-    """Fashion-MNIST: 60,000 train / 10,000 test uint8 images [N, 1, 28, 28], no augmentation by default."""
-    return _load_mnist_like(_FASHION, tvd.FashionMNIST, data_dir, download, verify)
+    """Fashion-MNIST: 60,000 train / 10,000 test uint8 images [N, 1, 28, 28], no augmentation by default.
+
+    The four files ({train,t10k}-{images-idx3,labels-idx1}-ubyte, each plain or ``.gz``) are looked for in
+    ``data_dir/FashionMNIST/raw`` (torchvision's layout), then in ``data_dir`` itself (flat, as Debian ships
+    them), then, when ``data_dir`` holds neither, in ``fallback_dir`` (configs/dataset/fashion_mnist.yaml sets
+    it to Debian's /usr/share/datasets/fashion-mnist, so ``apt-get install dataset-fashion-mnist`` is enough;
+    ``null`` turns the fallback off). Only when all of these lack the files does ``download`` fetch them with
+    torchvision into ``data_dir/FashionMNIST/raw``. ``.gz`` files are decompressed in memory, never on disk.
+    ``verify``: the md5 of every decompressed file must be in :data:`FASHION_MNIST_MD5`.
+    """
+    root = Path(data_dir).expanduser()
+    places = [root / _FASHION.subdir, root]
+    fallback = Path(fallback_dir).expanduser() if fallback_dir else None
+    folder = next((p for p in places if _holds_fashion(p)), None)
+    if folder is None and fallback is not None and _holds_fashion(fallback):
+        _log.info("Fashion-MNIST: %s lacks the files; reading %s", root, fallback)
+        folder = fallback
+    if folder is None and download:
+        _download(_FASHION, root, lambda: tvd.FashionMNIST(str(root), train=True, download=True))
+        folder = next((p for p in places if _holds_fashion(p)), None)
+    if folder is None:
+        looked = places + ([fallback] if fallback is not None else [])
+        raise MissingDatasetError(_fashion_missing_message(root, looked, fallback))
+    arrays = {}
+    for name in FASHION_MNIST_MD5:
+        path = _idx_path(folder, name)
+        assert path is not None
+        arrays[name] = _read_idx(path, name, verify)
+    x_train, y_train = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]
+    x_test, y_test = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]
+    for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "t10k")):
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise MissingDatasetError(
+                f"Fashion-MNIST {split} files in {folder} do not match (images {x.shape}, labels {y.shape}); "
+                f"replace them with the official files"
+            )
+    # frombuffer gives read-only views of the decompressed bytes: one copy into writable tensors.
+    return _dataset(
+        _FASHION,
+        torch.from_numpy(x_train.copy()).unsqueeze(1),
+        y_train.astype(np.int64),
+        torch.from_numpy(x_test.copy()).unsqueeze(1),
+        y_test.astype(np.int64),
+        list(tvd.FashionMNIST.classes),
+    )
 
 
 LOADERS: dict[str, Callable[..., ArrayDataset]] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import pickle
+import hashlib
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -11,103 +11,18 @@ from urllib.error import URLError
 
 import numpy as np
 import pytest
-import scipy.io
 import torch
 from torchvision import datasets as tvd
 
 from al_bench.build import build_dataset
+from al_bench.data import torchvision_sets
 from al_bench.data.base import ALDataModule, ArrayDataset
+from al_bench.data.fixtures import idx_bytes as _idx_bytes  # writers shared with table.py --smoke
+from al_bench.data.fixtures import write_cifar10, write_cifar100, write_mnist_like, write_svhn
+from al_bench.data.fixtures import write_pickle as _pickle
 from al_bench.data.torchvision_sets import LOADERS
 from al_bench.errors import MissingDatasetError
 from tests.conftest import compose_config
-
-# ---- writers of the real formats ---------------------------------------------------------------------------
-
-
-def _pickle(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
-
-
-def write_cifar10(
-    root: Path, rng: np.random.Generator
-) -> tuple[np.ndarray, list[int], np.ndarray, list[int]]:
-    """Five training batches of 3 images and a test batch of 2; rows are 3072 bytes R|G|B, row-major."""
-    folder = root / "cifar-10-batches-py"
-    train_rows, train_labels = [], []
-    for b in range(1, 6):
-        rows = rng.integers(0, 256, size=(3, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, size=3)]
-        _pickle(folder / f"data_batch_{b}", {"batch_label": f"batch {b}", "labels": labels, "data": rows})
-        train_rows.append(rows)
-        train_labels += labels
-    test_rows = rng.integers(0, 256, size=(2, 3072), dtype=np.uint8)
-    test_labels = [9, 0]
-    _pickle(folder / "test_batch", {"batch_label": "test", "labels": test_labels, "data": test_rows})
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    _pickle(folder / "batches.meta", {"label_names": names, "num_cases_per_batch": 3, "num_vis": 3072})
-    return np.concatenate(train_rows), train_labels, test_rows, test_labels
-
-
-def write_cifar100(
-    root: Path, rng: np.random.Generator
-) -> tuple[np.ndarray, list[int], np.ndarray, list[int]]:
-    folder = root / "cifar-100-python"
-    train_rows = rng.integers(0, 256, size=(6, 3072), dtype=np.uint8)
-    train_labels = [0, 99, 5, 42, 7, 63]
-    test_rows = rng.integers(0, 256, size=(3, 3072), dtype=np.uint8)
-    test_labels = [1, 98, 50]
-    for name, rows, labels in (("train", train_rows, train_labels), ("test", test_rows, test_labels)):
-        coarse = [v // 5 for v in labels]
-        _pickle(
-            folder / name, {"data": rows, "fine_labels": labels, "coarse_labels": coarse, "filenames": []}
-        )
-    fine = [f"class_{i}" for i in range(100)]
-    _pickle(
-        folder / "meta", {"fine_label_names": fine, "coarse_label_names": [f"super_{i}" for i in range(20)]}
-    )
-    return train_rows, train_labels, test_rows, test_labels
-
-
-def write_svhn(root: Path, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """.mat files as published: X [32, 32, 3, N] uint8, y [N, 1] in 1..10 where 10 is the digit 0."""
-    root.mkdir(parents=True, exist_ok=True)
-    out = []
-    for split, y in (("train", [10, 1, 2, 9, 10]), ("test", [3, 10, 7])):
-        x = rng.integers(0, 256, size=(32, 32, 3, len(y)), dtype=np.uint8)
-        y = np.array(y, dtype=np.uint8)[:, None]
-        scipy.io.savemat(str(root / f"{split}_32x32.mat"), {"X": x, "y": y})
-        out += [x, y]
-    return tuple(out)
-
-
-def _idx_bytes(array: np.ndarray) -> bytes:
-    """The big-endian IDX format of the MNIST files: magic (0, 0, 0x08 = uint8, ndim), dims, data."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-
-
-def write_mnist_like(
-    root: Path, folder: str, rng: np.random.Generator, gz: bool = False
-) -> dict[str, np.ndarray]:
-    """<root>/<folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (or their .gz archives)."""
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, size=(7, 28, 28), dtype=np.uint8),
-        "train-labels-idx1-ubyte": np.array([0, 1, 2, 3, 4, 9, 5], dtype=np.uint8),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, size=(4, 28, 28), dtype=np.uint8),
-        "t10k-labels-idx1-ubyte": np.array([8, 6, 7, 0], dtype=np.uint8),
-    }
-    for name, array in arrays.items():
-        if gz:
-            with gzip.open(raw / f"{name}.gz", "wb") as f:
-                f.write(_idx_bytes(array))
-        else:
-            (raw / name).write_bytes(_idx_bytes(array))
-    return arrays
-
 
 # ---- expected layouts --------------------------------------------------------------------------------------
 
@@ -180,8 +95,12 @@ def test_mnist_like_round_trip(tmp_path: Path, name: str, folder: str) -> None:
     assert torch.equal(ds.x_test[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]))
     assert ds.y_train.tolist() == [0, 1, 2, 3, 4, 9, 5] and ds.y_test.tolist() == [8, 6, 7, 0]
     assert ds.augment == "none"
-    # verify=True changes nothing for the idx files (torchvision has no checksum for them)
-    assert torch.equal(LOADERS[name](tmp_path, verify=True).x_train, ds.x_train)
+    if name == "mnist":  # verify=True changes nothing for the idx files (torchvision has no md5 for them)
+        assert torch.equal(LOADERS[name](tmp_path, verify=True).x_train, ds.x_train)
+    else:  # Fashion-MNIST's decompressed content is md5-checked: random images are not the official ones
+        with pytest.raises(MissingDatasetError, match="md5") as info:
+            LOADERS[name](tmp_path, verify=True)
+        assert "\n" not in str(info.value)
 
 
 def test_mnist_gz_archives_are_decompressed_when_unverified(tmp_path: Path) -> None:
@@ -191,7 +110,100 @@ def test_mnist_gz_archives_are_decompressed_when_unverified(tmp_path: Path) -> N
     assert "\n" not in str(info.value)
     ds = LOADERS["fashion_mnist"](tmp_path, verify=False)
     assert torch.equal(ds.x_train[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"]))
-    assert (tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+    # Fashion-MNIST archives are decompressed in memory: the data folder may be read-only (/usr/share)
+    assert not (tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").exists()
+
+
+# ---- Fashion-MNIST: flat layout (Debian), content md5, fallback folder -------------------------------------
+
+
+def _pin_md5_of(arrays: dict[str, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the tiny written files 'official': pin the md5 of their decompressed content."""
+    pinned = {name: hashlib.md5(_idx_bytes(a)).hexdigest() for name, a in arrays.items()}
+    monkeypatch.setattr(torchvision_sets, "FASHION_MNIST_MD5", pinned)
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gz", "idx"])
+def test_fashion_mnist_flat_layout(tmp_path: Path, gz: bool) -> None:
+    """The four files directly in data_dir, as Debian's dataset-fashion-mnist ships them; nothing written."""
+    arrays = write_mnist_like(tmp_path, "", np.random.default_rng(6), gz=gz, flat=True)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    ds = LOADERS["fashion_mnist"](tmp_path, verify=False)
+    _check_common(ds, "fashion_mnist", (1, 28, 28), 10)
+    assert torch.equal(ds.x_train[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"]))
+    assert torch.equal(ds.x_test[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]))
+    assert ds.y_train.tolist() == [0, 1, 2, 3, 4, 9, 5] and ds.y_test.tolist() == [8, 6, 7, 0]
+    assert ds.classes[0] == "T-shirt/top" and ds.x_train.is_contiguous()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_fashion_mnist_verify_checks_the_decompressed_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arrays = write_mnist_like(tmp_path, "", np.random.default_rng(7), gz=True, flat=True)
+    _pin_md5_of(arrays, monkeypatch)
+    ds = LOADERS["fashion_mnist"](tmp_path, verify=True)  # same content, any compression: passes
+    assert torch.equal(ds.x_train[:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"]))
+    altered = arrays["t10k-images-idx3-ubyte"].copy()
+    altered[2, 13, 13] ^= 1  # one bit of one pixel
+    with gzip.open(tmp_path / "t10k-images-idx3-ubyte.gz", "wb") as f:
+        f.write(_idx_bytes(altered))
+    with pytest.raises(MissingDatasetError, match="md5") as info:
+        LOADERS["fashion_mnist"](tmp_path, verify=True)
+    message = str(info.value)
+    assert str(tmp_path / "t10k-images-idx3-ubyte.gz") in message and "\n" not in message
+    assert "dataset.verify=false" in message
+    unverified = LOADERS["fashion_mnist"](tmp_path, verify=False)
+    assert torch.equal(unverified.x_test[:, 0], torch.from_numpy(altered))
+
+
+@pytest.mark.parametrize("damage", ["truncated_gz", "bad_header"])
+def test_fashion_mnist_unreadable_file_is_one_line(tmp_path: Path, damage: str) -> None:
+    write_mnist_like(tmp_path, "", np.random.default_rng(8), gz=True, flat=True)
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    if damage == "truncated_gz":
+        path.write_bytes(path.read_bytes()[:20])
+    else:
+        with gzip.open(path, "wb") as f:
+            f.write(b"\x00\x00\x0d\x01" + struct.pack(">I", 7) + bytes(28))  # float idx, wrong size
+    with pytest.raises(MissingDatasetError) as info:
+        LOADERS["fashion_mnist"](tmp_path, verify=False)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_fashion_mnist_fallback_dir(tmp_path: Path) -> None:
+    """data_dir first (either layout), fallback_dir only when data_dir lacks the files."""
+    fallback, data_dir = tmp_path / "debian", tmp_path / "data"
+    from_fallback = write_mnist_like(fallback, "", np.random.default_rng(9), gz=True, flat=True)
+    ds = LOADERS["fashion_mnist"](data_dir, verify=False, fallback_dir=fallback)
+    assert torch.equal(ds.x_train[:, 0], torch.from_numpy(from_fallback["train-images-idx3-ubyte"]))
+    assert not data_dir.exists()
+    own = write_mnist_like(data_dir, "FashionMNIST", np.random.default_rng(10))
+    ds = LOADERS["fashion_mnist"](data_dir, verify=False, fallback_dir=fallback)
+    assert torch.equal(ds.x_train[:, 0], torch.from_numpy(own["train-images-idx3-ubyte"]))
+
+
+def test_fashion_mnist_missing_names_every_place_and_debian(tmp_path: Path) -> None:
+    root, fallback = tmp_path / "nowhere", tmp_path / "no_debian"
+    with pytest.raises(MissingDatasetError) as info:
+        LOADERS["fashion_mnist"](root, fallback_dir=fallback)
+    message = str(info.value)
+    for place in (root / "FashionMNIST" / "raw", root, fallback):
+        assert str(place) in message
+    assert "apt-get install dataset-fashion-mnist" in message and "dataset.download=true" in message
+    assert "\n" not in message
+
+
+def test_fashion_mnist_config_falls_back_to_debian(tmp_path: Path) -> None:
+    cfg = compose_config(["dataset=fashion_mnist"], tmp_path)
+    debian = "/usr/share/datasets/fashion-mnist"
+    assert cfg.dataset.fallback_dir == torchvision_sets.DEBIAN_FASHION_MNIST == debian
+    cfg.dataset.fallback_dir = str(tmp_path / "no_debian")
+    with pytest.raises(MissingDatasetError) as info:
+        build_dataset(cfg)
+    message = str(info.value)
+    assert str(Path(cfg.paths.data_dir) / "fashion_mnist") in message
+    assert str(tmp_path / "no_debian") in message and "apt-get install dataset-fashion-mnist" in message
 
 
 # ---- errors ------------------------------------------------------------------------------------------------
