@@ -1,12 +1,14 @@
-"""Every option of every config group composes, and every _target_ it names can be imported."""
+"""Every option of every config group composes, every _target_ it names can be imported, and every
+experiment's and trainer preset's optimizer and scheduler can be built (called on a dummy parameter list)."""
 
 from __future__ import annotations
 
 import hydra.utils
 import pytest
+import torch
 from omegaconf import OmegaConf
 
-from tests.conftest import config_names
+from tests.conftest import CONFIGS, config_names
 
 GROUPS = ["dataset", "model", "strategy", "budget", "trainer", "logger"]
 CASES = [(g, name) for g in GROUPS for name in config_names(g)]
@@ -104,3 +106,91 @@ def test_cifar_preset_is_the_protocol(make_cfg):
     )
     assert list(t.scheduler.milestones) == [160] and t.scheduler.gamma == 0.1
     assert cfg.budget.init_size == 1000 and cfg.budget.query_size == 1000 and cfg.budget.pool_subset == 10000
+
+
+# ------------------------------------------------ optimizers and schedulers: built, not only named
+
+DATASETS = config_names("dataset")
+PRESETS = sorted(p.stem for p in (CONFIGS / "trainer_preset").glob("*.yaml"))
+OPTIMIZERS = sorted(p.stem for p in (CONFIGS / "trainer" / "optimizer").glob("*.yaml"))
+
+
+def build_optimizer_and_scheduler(cfg) -> tuple[torch.optim.Optimizer, object]:
+    """Call the trainer's optimizer / scheduler partials as training does, on a dummy parameter list."""
+    params = [torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2, 2))]
+    optimizer = hydra.utils.instantiate(cfg.trainer.optimizer)(params)
+    scheduler = (
+        hydra.utils.instantiate(cfg.trainer.scheduler)(optimizer) if cfg.trainer.get("scheduler") else None
+    )
+    return optimizer, scheduler
+
+
+def preset_pair(name: str) -> tuple[str, str]:
+    """``cifar10_resnet18`` -> (cifar10, resnet18): the longest dataset name the preset starts with."""
+    dataset = max((d for d in DATASETS if name.startswith(f"{d}_")), key=len)
+    return dataset, name[len(dataset) + 1 :]
+
+
+@pytest.mark.parametrize("name", config_names("experiment"))
+def test_experiment_optimizer_and_scheduler_instantiate(make_cfg, name):
+    cfg = make_cfg(f"experiment={name}", tiny=False)
+    optimizer, scheduler = build_optimizer_and_scheduler(cfg)
+    assert type(optimizer).__module__.startswith("torch.optim")
+    assert scheduler is None or isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_trainer_preset_applies_and_its_optimizer_instantiates(make_cfg, name):
+    dataset, model = preset_pair(name)
+    cfg = make_cfg(f"dataset={dataset}", f"model={model}", tiny=False)
+    # the preset's recipe is in force (e.g. SGD for CIFAR, Adam for MNIST-like sets)
+    assert cfg.trainer.max_epochs != 50 or cfg.trainer.batch_size != 32, f"preset {name} changed nothing"
+    build_optimizer_and_scheduler(cfg)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+@pytest.mark.parametrize("base", [["dataset=cifar10"], ["dataset=mnist"], ["experiment=badge_cifar10"]])
+def test_optimizer_group_choice_replaces_the_node(make_cfg, base, name):
+    """Choosing an optimizer replaces the whole node: exactly the option's keys, whatever came before."""
+    cfg = make_cfg(*base, f"trainer/optimizer={name}", tiny=False)
+    option = OmegaConf.load(CONFIGS / "trainer" / "optimizer" / f"{name}.yaml")
+    if base[0].startswith("experiment="):  # the experiment's own values still apply on top (lr 1e-4)
+        assert set(cfg.trainer.optimizer) == set(option)
+    else:
+        assert OmegaConf.to_container(cfg.trainer.optimizer) == OmegaConf.to_container(option)
+    build_optimizer_and_scheduler(cfg)
+
+
+def test_optimizer_fallback_holds_only_keys_every_optimizer_takes(make_cfg):
+    """With no preset (digits), the fallback of trainer/default.yaml is the optimizer; a group choice merged
+    over it (`+trainer/optimizer=sgd`) must not inherit a foreign key."""
+    fallback = OmegaConf.load(CONFIGS / "trainer" / "default.yaml").optimizer
+    assert set(fallback) <= {"_target_", "_partial_", "lr", "weight_decay"}
+    for name in OPTIMIZERS:
+        cfg = make_cfg(f"+trainer/optimizer={name}", tiny=False)
+        option = OmegaConf.load(CONFIGS / "trainer" / "optimizer" / f"{name}.yaml")
+        assert OmegaConf.to_container(cfg.trainer.optimizer) == OmegaConf.to_container(option)
+        build_optimizer_and_scheduler(cfg)
+
+
+@pytest.mark.parametrize("model", ["resnet18", "vgg11", "mlp"])
+def test_badge_is_adam_without_momentum_for_every_model(make_cfg, model):
+    """The defect: the experiment's Adam was merged into the CIFAR preset's SGD and got `momentum`."""
+    cfg = make_cfg("experiment=badge_cifar10", f"model={model}", tiny=False)
+    t = cfg.trainer
+    assert t.optimizer._target_ == "torch.optim.Adam" and "momentum" not in t.optimizer
+    assert (t.optimizer.lr, t.optimizer.weight_decay, t.scheduler, t.batch_size) == (1e-4, 0.0, None, 128)
+    assert (t.augment, t.gradient_clip_val, t.gradient_clip_algorithm) == ("none", 0.1, "value")
+    optimizer, _ = build_optimizer_and_scheduler(cfg)
+    assert isinstance(optimizer, torch.optim.Adam)
+
+
+@pytest.mark.parametrize(
+    ("budget", "trainings", "last"),
+    [("standard", 10, 10_000), ("isal", 10, 10_000), ("dispersion", 6, 17_500), ("dbal", 101, 1_020),
+     ("digits", 21, 220), ("batchbald", 29, 300), ("badge", 21, 2_100)],
+)  # fmt: skip
+def test_budget_trainings_and_final_labels(make_cfg, budget, trainings, last):
+    """rows = cycles + 1 trainings; LL4AL / core-set / ISAL end at 10,000 labels (1k..10k), not 11,000."""
+    b = make_cfg(f"budget={budget}", tiny=False).budget
+    assert (b.cycles + 1, b.init_size + b.cycles * b.query_size) == (trainings, last)
