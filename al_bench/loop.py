@@ -23,11 +23,12 @@ from al_bench.inference import evaluate, predicted_labels
 from al_bench.models.base import ALNet
 from al_bench.ops.dynamics import label_dispersion
 from al_bench.pool import ActivePool
+from al_bench.posteriors.mc_dropout import MCDropoutPosterior, dropout_layers
 from al_bench.results import RunStore, atomic_write_text
-from al_bench.seeding import derive_seed, numpy_rng
+from al_bench.seeding import derive_seed, numpy_rng, torch_generator
 from al_bench.strategies.base import SelectionContext, Strategy
 from al_bench.tracking import make_tracker
-from al_bench.training import quiet_lightning, resolve_device, train_model
+from al_bench.training import check_trainer_config, quiet_lightning, resolve_device, train_model
 
 #: config keys that do not change a run's results (ignored when checking that a resume matches).
 VOLATILE_KEYS = ("overwrite", "paths", "logger", "trainer.progress_bar", "verbose", "diagnostics", "threads")
@@ -75,6 +76,8 @@ def run(cfg: DictConfig) -> RunResult:
             f"strategy {cfg.strategy.name} needs a validation split: "
             "set dataset.val_size (e.g. dataset.val_size=100)"
         )
+    check_trainer_config(cfg.trainer, len(data.val_indices))
+    _check_dropout(cfg, data, strategy, seed)
 
     pool = ActivePool(data.pool_indices, size=dataset.n_train)
     rows: list[dict[str, Any]] = []
@@ -159,14 +162,15 @@ def run_cycle(
     train_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    test = evaluate(net, data)
+    test = evaluate(net, data, posterior=_test_posterior(cfg, net, seed, cycle, bf16))
     val = evaluate(net, data, split="train", indices=data.val_indices) if len(data.val_indices) else {}
     eval_s = time.perf_counter() - t0
 
     row: dict[str, Any] = {
         "dataset": cfg.dataset.name, "model": cfg.model.name, "strategy": cfg.strategy.name,
         "budget": cfg.budget.name, "seed": seed, "cycle": cycle, "n_labeled": pool.n_labeled,
-        "n_pseudo": n_pseudo, "test_acc": test["acc"], "test_loss": test["loss"],
+        "n_pseudo": n_pseudo, "n_val": len(data.val_indices), "test_acc": test["acc"],
+        "test_loss": test["loss"],
         "val_acc": val.get("acc", np.nan), "val_loss": val.get("loss", np.nan),
         "train_acc": module.epoch_acc, "epochs": module.current_epoch, "train_s": train_s,
         "select_s": np.nan, "eval_s": eval_s,
@@ -219,6 +223,28 @@ def check_selection(picked: np.ndarray, candidates: np.ndarray, budget: int, nam
         raise RuntimeError(f"strategy {name} returned duplicate indices")
     if not np.isin(picked, candidates).all():
         raise RuntimeError(f"strategy {name} returned indices outside the candidates")
+
+
+def _check_dropout(cfg: DictConfig, data: ALDataModule, strategy: Strategy, seed: int) -> None:
+    """Refuse, before any training, MC dropout (a strategy's or the test's) on a model without dropout."""
+    wants = [f"strategy {cfg.strategy.name}"] if strategy.needs_mc_dropout else []
+    if int(cfg.trainer.get("eval_mc_samples") or 0) > 0:
+        wants.append("trainer.eval_mc_samples")
+    if wants and not dropout_layers(_new_model(cfg, data, seed, 0)):
+        raise ALBenchError(
+            f"{' and '.join(wants)} need(s) MC dropout, but model {cfg.model.name} has no dropout layer with "
+            "p > 0: give the model dropout (e.g. model.dropout=0.3) or choose another strategy"
+        )
+
+
+def _test_posterior(
+    cfg: DictConfig, net: ALNet, seed: int, cycle: int, bf16: bool
+) -> MCDropoutPosterior | None:
+    """With ``trainer.eval_mc_samples`` > 0: the consistent MC-dropout functions that test predictions use."""
+    n = int(cfg.trainer.get("eval_mc_samples") or 0)
+    if n <= 0:
+        return None
+    return MCDropoutPosterior(net, n, torch_generator(seed, "eval_mc", cycle), bf16=bf16)
 
 
 def _new_model(cfg: DictConfig, data: ALDataModule, seed: int, cycle: int) -> ALNet:

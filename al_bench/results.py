@@ -15,7 +15,7 @@ import pandas as pd
 from al_bench import distributed
 
 CURVE_COLUMNS = [
-    "dataset", "model", "strategy", "budget", "seed", "cycle", "n_labeled", "n_pseudo",
+    "dataset", "model", "strategy", "budget", "seed", "cycle", "n_labeled", "n_pseudo", "n_val",
     "test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "epochs", "train_s", "select_s", "eval_s",
 ]  # fmt: skip
 
