@@ -7,8 +7,13 @@ ARGS   ?=
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-slow test-all lint format bench suite-digits report \
-        table-dispersion table-isal table-ralif table-badge table-dbal table-dbal-digits table-ji clean
+TABLES := dispersion isal ralif badge ji dbal dbal-digits batchbald suite-digits suite-fmnist
+SMOKE  ?=
+SMOKE_FLAG := $(if $(filter 1 true yes,$(SMOKE)),--smoke,)
+
+.PHONY: help setup run test test-slow test-all lint format bench suite-digits suite-fmnist report smoke-tables \
+        table-dispersion table-isal table-ralif table-badge table-dbal table-dbal-digits table-ji table-batchbald \
+        clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_ -]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -45,13 +50,19 @@ bench: setup ## benchmarks side by side with reference implementations -> result
 	@for s in scripts/bench_*.py; do echo "== $$s"; $(BIN)/python $$s $(ARGS) || exit 1; done
 
 suite-digits: setup ## every strategy x 5 seeds on the bundled digits -> results/digits/ (about 40 minutes on 2 cores)
-	$(BIN)/python scripts/table.py suite-digits $(ARGS)
+	$(BIN)/python scripts/table.py suite-digits $(SMOKE_FLAG) $(ARGS)
+
+suite-fmnist: setup ## every strategy x 3 seeds on Fashion-MNIST (Debian's dataset-fashion-mnist) -> results/fashion_mnist/
+	$(BIN)/python scripts/table.py suite-fmnist $(SMOKE_FLAG) $(ARGS)
 
 table-dbal-digits: setup ## the DBAL protocol shape on digits, 5 seeds: labels needed for 90% / 95%
-	$(BIN)/python scripts/table.py dbal-digits $(ARGS)
+	$(BIN)/python scripts/table.py dbal-digits $(SMOKE_FLAG) $(ARGS)
 
-table-dispersion table-isal table-ralif table-badge table-dbal table-ji: setup ## paper protocols (need the real datasets under data/)
-	$(BIN)/python scripts/table.py $(patsubst table-%,%,$@) $(ARGS)
+table-dispersion table-isal table-ralif table-badge table-dbal table-ji table-batchbald: setup ## paper protocols (need the real datasets under data/; SMOKE=1: tiny files, seconds)
+	$(BIN)/python scripts/table.py $(patsubst table-%,%,$@) $(SMOKE_FLAG) $(ARGS)
+
+smoke-tables: setup ## every table above for 1 cycle of 1 epoch on tiny real-format files, in one process (CI)
+	$(BIN)/python scripts/table.py $(TABLES) --smoke $(ARGS)
 
 report: setup ## report of every run under results/runs (python -m al_bench.report)
 	$(BIN)/python -m al_bench.report results/runs $(ARGS)

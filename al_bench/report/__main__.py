@@ -2,6 +2,8 @@
 
 Writes into ``--out`` (default ``RESULTS_DIR/report/``), each file atomically:
 summary.md, summary.csv, summary.tex, learning_curves.png, penalty_matrix.csv, penalty_matrix.png, status.csv.
+``--count-validation`` adds the validation labels each run read (curve.csv's ``n_val``) to ``n_labeled`` for
+every budget-indexed quantity; summary.md always says how many validation labels the runs read.
 A user mistake (missing or empty directory, malformed curve.csv) prints one line and exits with code 2.
 """
 
@@ -15,7 +17,7 @@ import pandas as pd
 
 from al_bench.errors import ALBenchError
 from al_bench.report.aggregate import REPORT_DIRNAME, SETTING_KEYS, load_curves, load_status
-from al_bench.report.metrics import BASELINE, penalty_matrix, summary_table
+from al_bench.report.metrics import BASELINE, count_validation_labels, penalty_matrix, summary_table
 from al_bench.report.tables import Block, penalty_block, render_markdown, to_latex, to_markdown
 
 DEFINITIONS = """\
@@ -47,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the penalty matrix")
     parser.add_argument("--max-checkpoints", type=int, default=8, help="accuracy columns per table (>= 2)")
+    parser.add_argument(
+        "--count-validation",
+        action="store_true",
+        help="count the validation labels each run read (n_val) as labels: n_labeled + n_val everywhere",
+    )
     return parser
 
 
@@ -57,8 +64,12 @@ def write_report(
     max_seeds: int = 5,
     alpha: float = 0.05,
     max_checkpoints: int = 8,
+    count_validation: bool = False,
 ) -> dict[str, Path]:
-    """Compute every summary of ``results_dir`` and write the report files; returns {file name: path}."""
+    """Compute every summary of ``results_dir`` and write the report files; returns {file name: path}.
+
+    ``count_validation``: budgets count the validation labels each run read (``n_labeled + n_val``).
+    """
     root = Path(results_dir).expanduser().resolve()
     out = (root / REPORT_DIRNAME if out_dir is None else Path(out_dir)).expanduser().resolve()
     if max_checkpoints < 2:
@@ -66,6 +77,8 @@ def write_report(
     if max_seeds < 2:
         raise ALBenchError("--max-seeds must be at least 2 (a t-test needs two paired seeds)")
     curves = load_curves(root, exclude=[out])
+    if count_validation:
+        curves = count_validation_labels(curves)
     # imported here so that a user error above is reported at once: these pull in matplotlib and torch
     from al_bench.report.plots import plot_learning_curves, plot_penalty_matrix
     from al_bench.results import atomic_write_text
@@ -93,6 +106,7 @@ def write_report(
         "max_seeds": max_seeds,
         "alpha": alpha,
         "max_checkpoints": max_checkpoints,
+        "count_validation": count_validation,
     }
     text("summary.md", _summary_markdown(root, curves, summary, matrix, col_means, status, **settings))
     return written
@@ -109,6 +123,7 @@ def _summary_markdown(
     max_seeds: int,
     alpha: float,
     max_checkpoints: int,
+    count_validation: bool,
 ) -> str:
     n_runs = curves["run_dir"].nunique()
     n_settings = curves[list(SETTING_KEYS)].drop_duplicates().shape[0]
@@ -122,6 +137,8 @@ def _summary_markdown(
         f"Source: `{_relative(str(root), Path.cwd().resolve())}`: {n_runs} runs with a curve, "
         f"{n_settings} setting(s) (dataset / model / budget), "
         f"strategies: {strategies}. {len(unfinished)} run(s) not finished.",
+        "",
+        validation_note(curves, count_validation),
         "",
         "## Learning curves",
         "",
@@ -150,6 +167,26 @@ def _summary_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+def validation_note(curves: pd.DataFrame, counted: bool) -> str:
+    """One paragraph: how many validation labels the runs read (``n_val``) and whether budgets count them."""
+    n_val = curves["n_val"] if "n_val" in curves.columns else pd.Series(0, index=curves.index)
+    if not (n_val > 0).any():
+        return "Validation labels: the runs read none (n_val = 0 in every curve)."
+    per_setting = (
+        curves.assign(n_val=n_val).groupby(list(SETTING_KEYS), sort=True)["n_val"].agg(["min", "max"])
+    )
+    parts = []
+    for setting, row in per_setting.iterrows():
+        amount = f"{row['max']}" if row["min"] == row["max"] else f"{row['min']}-{row['max']}"
+        parts.append(f"{' / '.join(str(s) for s in setting)}: {amount}")
+    how = (
+        "every budget below COUNTS them (--count-validation: n_labeled + n_val)"
+        if counted
+        else "budgets below count the pool labels only (pass --count-validation to count them too)"
+    )
+    return f"Validation labels read by the runs (n_val): {'; '.join(parts)}. They are labels: {how}."
 
 
 def _unfinished_markdown(unfinished: pd.DataFrame, n_runs: int) -> str:
@@ -181,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             max_seeds=args.max_seeds,
             alpha=args.alpha,
             max_checkpoints=args.max_checkpoints,
+            count_validation=args.count_validation,
         )
     except ALBenchError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -3,6 +3,8 @@
 A run directory is ``<results_dir>/.../<dataset>/<model>/<strategy>/seed=<seed>/`` holding ``curve.csv``
 (one row per cycle), ``status.json`` (absent in older runs), ``config.yaml`` and ``selected.csv``.
 A *setting* is one ``(dataset, model, budget)``: strategies are compared within a setting, never across.
+``n_val`` is the number of validation labels a run read (curve.csv files written before that column existed
+load with 0): validation labels are labels, and the report can count them (``--count-validation``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ TEXT_COLUMNS: tuple[str, ...] = ("dataset", "model", "budget", "strategy")
 INT_COLUMNS: tuple[str, ...] = ("seed", "cycle", "n_labeled")
 REQUIRED_COLUMNS: tuple[str, ...] = (*TEXT_COLUMNS, *INT_COLUMNS, "test_acc")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("test_loss", "val_acc", "train_s", "select_s")
+#: integer columns with a default for files that lack them (older runs) or leave them empty
+DEFAULTED_COLUMNS: dict[str, int] = {"n_val": 0}
 REPORT_DIRNAME = "report"
 STATUS_COLUMNS: tuple[str, ...] = (
     "run_dir", *RUN_KEYS, "state", "message", "cycles_done", "cycles_total", "has_status",
@@ -33,8 +37,8 @@ def load_curves(results_dir: str | Path, exclude: Iterable[str | Path] = ()) -> 
 
     Skips ``results_dir/report`` and any directory in ``exclude``. Columns: the required ones
     (dataset, model, budget, strategy, seed, cycle, n_labeled, test_acc), the optional ones (test_loss,
-    val_acc, train_s, select_s; NaN where a file lacks them), any extra column the files carry, and
-    ``run_dir`` (absolute path, str). Sorted by run then cycle.
+    val_acc, train_s, select_s; NaN where a file lacks them), ``n_val`` (int, 0 where a file lacks it), any
+    extra column the files carry, and ``run_dir`` (absolute path, str). Sorted by run then cycle.
     Raises ALBenchError naming the file for a malformed curve, naming both run dirs when the same
     (dataset, model, budget, strategy, seed) appears twice, and when the directory is missing or has no curve.
     """
@@ -49,7 +53,7 @@ def load_curves(results_dir: str | Path, exclude: Iterable[str | Path] = ()) -> 
             f"the {len(paths)} curve.csv file(s) under {root} have no rows yet: no cycle finished"
         )
     _check_duplicate_runs(frame)
-    ordered = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]
+    ordered = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *DEFAULTED_COLUMNS]
     columns = ordered + [c for c in frame.columns if c not in ordered and c != "run_dir"] + ["run_dir"]
     return frame[columns].sort_values([*RUN_KEYS, "cycle"], kind="stable").reset_index(drop=True)
 
@@ -127,6 +131,11 @@ def _read_curve(path: Path) -> pd.DataFrame:
         frame[column] = values
     for column in OPTIONAL_COLUMNS:
         frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame.columns else np.nan
+    for column, default in DEFAULTED_COLUMNS.items():
+        values = pd.to_numeric(frame[column], errors="coerce") if column in frame.columns else None
+        if values is not None and (values.dropna() % 1 != 0).any():
+            raise ALBenchError(f"{path}: column {column!r} must hold integers")
+        frame[column] = default if values is None else values.fillna(default).astype(np.int64)
     for column in ("cycle", "n_labeled"):
         if frame[column].duplicated().any():
             raise ALBenchError(f"{path}: the same {column} appears on two rows")

@@ -232,3 +232,106 @@ def summary_table(frame: pd.DataFrame, baseline: str = BASELINE, metric: str = "
     out["aubc_seeds"] = out["aubc_seeds"].fillna(0).astype(np.int64)
     out[["aubc_mean", "aubc_std"]] = out[["aubc_mean", "aubc_std"]].astype(float)  # no complete run -> NaN
     return out.sort_values([*per_strategy, "n_labeled"], kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- validation labels, per-seed thresholds
+
+
+def count_validation_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Validation labels are labels: a copy of the curve frame with ``n_labeled += n_val`` on every row.
+
+    Every budget-indexed quantity computed from the result (curves, AUBC, labels to reach, thresholds) then
+    counts the validation labels a run read. The pool-only count is kept as ``n_labeled_pool``. A frame
+    without ``n_val`` (older runs) is treated as n_val = 0.
+    """
+    out = frame.copy()
+    n_val = out["n_val"] if "n_val" in out.columns else 0
+    out["n_labeled_pool"] = out["n_labeled"]
+    out["n_labeled"] = (out["n_labeled"] + n_val).astype(np.int64)
+    return out
+
+
+def labels_to_reach_per_seed(frame: pd.DataFrame, target: float, metric: str = "test_acc") -> pd.DataFrame:
+    """Per run: the labeled-set size (initial set included) of the first cycle whose model reaches ``target``.
+
+    "First" is by n_labeled; ``>=`` with the same 1e-9 relative slack as :func:`labels_to_reach`. A run that
+    never reaches the target gets +inf (so that quantiles over seeds treat it as "more than the budget").
+    Columns: dataset, model, budget, strategy, seed, labels (float: a budget or inf), max_labeled (the run's
+    largest evaluated budget).
+    """
+    rows = []
+    for key, run in frame.groupby([*SETTING_KEYS, "strategy", "seed"], sort=True):
+        n = run["n_labeled"].to_numpy(dtype=float)
+        labels = labels_to_reach(n, run[metric].to_numpy(dtype=float), target)
+        rows.append((*key, float("inf") if np.isnan(labels) else labels, float(n.max())))
+    return pd.DataFrame(rows, columns=[*SETTING_KEYS, "strategy", "seed", "labels", "max_labeled"])
+
+
+def quantiles_with_inf(
+    values: Sequence[float] | np.ndarray, qs: Sequence[float] = (0.25, 0.5, 0.75)
+) -> list[float]:
+    """Quantiles by linear interpolation between order statistics (numpy's default), +inf allowed.
+
+    values[R] may hold +inf ("never reached"); position h = (R - 1) q between the sorted values x[floor h] and
+    x[ceil h]: a quantile that lands exactly on a finite value is that value, one that needs any weight on an
+    inf is inf (numpy would give NaN from inf * 0). Returns NaN for every q when values is empty.
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    if x.size == 0:
+        return [float("nan")] * len(qs)
+    if np.isnan(x).any():
+        raise ValueError("quantiles_with_inf: NaN values (use +inf for 'never reached')")
+    out = []
+    for q in qs:
+        h = (x.size - 1) * float(q)
+        lo, hi = int(np.floor(h)), int(np.ceil(h))
+        frac = h - lo
+        if frac == 0.0 or x[lo] == x[hi]:
+            out.append(float(x[lo]))
+        elif np.isinf(x[hi]):
+            out.append(float("inf"))
+        else:
+            out.append(float(x[lo] + frac * (x[hi] - x[lo])))
+    return out
+
+
+def threshold_quartiles(
+    frame: pd.DataFrame,
+    targets: Sequence[float],
+    qs: Sequence[float] = (0.25, 0.5, 0.75),
+    metric: str = "test_acc",
+) -> pd.DataFrame:
+    """Labels to X per seed (:func:`labels_to_reach_per_seed`), then quantiles over seeds (BatchBALD's table).
+
+    One row per setting, strategy and target. Columns: dataset, model, budget, strategy, target, n_seeds,
+    n_reached (seeds that reach it), q25, q50, q75 (named ``q{100 q}``; inf = more than ``max_labeled``),
+    max_labeled (the largest budget any run of the strategy evaluated).
+    """
+    names = [f"q{round(100 * q)}" for q in qs]
+    rows = []
+    for target in targets:
+        per_seed = labels_to_reach_per_seed(frame, target, metric)
+        for key, g in per_seed.groupby([*SETTING_KEYS, "strategy"], sort=True):
+            labels = g["labels"].to_numpy(dtype=float)
+            reached = int(np.isfinite(labels).sum())
+            quartiles = quantiles_with_inf(labels, qs)
+            rows.append((*key, float(target), len(g), reached, *quartiles, float(g["max_labeled"].max())))
+    columns = [*SETTING_KEYS, "strategy", "target", "n_seeds", "n_reached", *names, "max_labeled"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def accuracy_at_budgets(
+    frame: pd.DataFrame, budgets: Sequence[int], stat: str = "median", metric: str = "test_acc"
+) -> pd.DataFrame:
+    """``stat`` (median, mean) over seeds of ``metric`` at exactly these labeled-set sizes.
+
+    One row per setting, strategy and budget. Columns: dataset, model, budget, strategy, n_labeled, value (NaN
+    when no run evaluated that budget), n_seeds (runs that did).
+    """
+    rows = []
+    for key, g in frame.groupby([*SETTING_KEYS, "strategy"], sort=True):
+        for n in budgets:
+            values = g.loc[g["n_labeled"] == n, metric].to_numpy(dtype=float)
+            value = float(getattr(np, stat)(values)) if values.size else float("nan")
+            rows.append((*key, int(n), value, int(values.size)))
+    return pd.DataFrame(rows, columns=[*SETTING_KEYS, "strategy", "n_labeled", "value", "n_seeds"])
