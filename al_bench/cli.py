@@ -31,11 +31,11 @@ def _in_multirun() -> bool:
 
 def _mark_failed(cfg: DictConfig, error: ALBenchError) -> None:
     """In a sweep, leave a failed status.json so the report lists the job and why (never over a real run)."""
-    from al_bench.errors import ConfigMismatchError
+    from al_bench.errors import ConfigMismatchError, RunLockedError
     from al_bench.results import RunStore
 
     store = RunStore(cfg.paths.run_dir)
-    if not isinstance(error, ConfigMismatchError) and not store.exists():
+    if not isinstance(error, ConfigMismatchError | RunLockedError) and not store.exists():
         store.write_status(
             "failed", str(error), cycles_done=0, cycles_total=int(cfg.budget.get("cycles", 0)) + 1
         )

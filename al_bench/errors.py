@@ -21,3 +21,11 @@ class TrainingDivergedError(ALBenchError):
 
 class ConfigMismatchError(ALBenchError):
     """An existing run directory holds a run with a different configuration."""
+
+
+class UnreadableStateError(ALBenchError):
+    """A run's resume state (state.pt) is truncated, corrupt, or not a state file of this al_bench."""
+
+
+class RunLockedError(ALBenchError):
+    """Another process is running in the same run directory."""

@@ -18,7 +18,7 @@ from al_bench.build import build_dataset, build_model, build_strategy
 from al_bench.callbacks.pool_predictions import PoolPredictionRecorder
 from al_bench.data.base import ALDataModule
 from al_bench.diagnostics import dispersion_accuracy_bins, plot_dispersion_accuracy
-from al_bench.errors import ALBenchError, ConfigMismatchError
+from al_bench.errors import ALBenchError, ConfigMismatchError, UnreadableStateError
 from al_bench.inference import evaluate, predicted_labels
 from al_bench.models.base import ALNet
 from al_bench.ops.dynamics import label_dispersion
@@ -31,7 +31,9 @@ from al_bench.tracking import make_tracker
 from al_bench.training import check_trainer_config, quiet_lightning, resolve_device, train_model
 
 #: config keys that do not change a run's results (ignored when checking that a resume matches).
-VOLATILE_KEYS = ("overwrite", "paths", "logger", "trainer.progress_bar", "verbose", "diagnostics", "threads")
+VOLATILE_KEYS = (
+    "overwrite", "recover", "paths", "logger", "trainer.progress_bar", "verbose", "diagnostics", "threads",
+)  # fmt: skip
 
 
 @dataclass
@@ -45,15 +47,17 @@ class RunResult:
 
 # ---- entry point ---------------------------------------------------------------------------------------
 def run(cfg: DictConfig) -> RunResult:
-    """Run (or resume) one AL experiment described by a composed config. Raises ALBenchError on user error."""
+    """Run (or resume) one AL experiment described by a composed config. Raises ALBenchError on user error.
+
+    One process per run directory: from before it reads or writes the run's files until it ends, a run holds
+    the directory's lock; a second process stops with one line naming the holder.
+    """
     quiet_lightning()
     store = RunStore(cfg.paths.run_dir)
-    if store.exists() and cfg.get("overwrite", False):
-        store.clear()
-    if store.exists() and store.read_status().get("state") == "finished":
-        _check_same_config(store, cfg)
-        _say(cfg, f"already finished: results in {store.dir} (overwrite=true to redo it)")
-        return RunResult(store.dir, pd.read_csv(store.curve_path), "already_finished")
+    if not cfg.get("overwrite", False) and (done := _already_finished(store, cfg)) is not None:
+        return done
+    lock = store.lock()
+    lock.check()  # another process runs here: say so now, before loading any data
 
     seed = int(cfg.seed)
     if cfg.get("threads"):
@@ -79,16 +83,26 @@ def run(cfg: DictConfig) -> RunResult:
     check_trainer_config(cfg.trainer, len(data.val_indices))
     _check_dropout(cfg, data, strategy, seed)
 
-    pool = ActivePool(data.pool_indices, size=dataset.n_train)
+    with lock:  # released at the end, also on failure (and by the OS if this process dies)
+        return _run_locked(cfg, store, data, strategy)
+
+
+def _run_locked(cfg: DictConfig, store: RunStore, data: ALDataModule, strategy: Strategy) -> RunResult:
+    """The run under its directory's lock: start afresh (``overwrite=true`` clears first) or resume, then
+    the cycles, checkpointing after each."""
+    if cfg.get("overwrite", False):
+        if store.exists():
+            store.clear()
+    elif (done := _already_finished(store, cfg)) is not None:  # finished by another process meanwhile
+        return done
+    seed = int(cfg.seed)
+    pool = ActivePool(data.pool_indices, size=data.dataset.n_train)
     rows: list[dict[str, Any]] = []
     net_state: dict | None = None
     start = 0
     if store.exists():
         _check_same_config(store, cfg)
-        state = store.load_state()
-        pool.load_state_dict(state["pool"])
-        strategy.load_state_dict(state.get("strategy", {}))
-        rows, net_state, start = state["rows"], state.get("net"), int(state["next_cycle"])
+        rows, net_state, start = _resume(store, cfg, pool, strategy)
         _say(cfg, f"resuming {store.dir} after cycle {start - 1}")
     else:
         initial = initial_labeled(data, cfg.budget, numpy_rng(seed, "init_labeled"))
@@ -197,6 +211,71 @@ def run_cycle(
         check_selection(picked, candidates, ctx.budget, cfg.strategy.name)
         pool.label(picked, cycle=cycle + 1)
     return net, row
+
+
+# ---- resume --------------------------------------------------------------------------------------------
+def _already_finished(store: RunStore, cfg: DictConfig) -> RunResult | None:
+    """A finished run (same config) is reported, not redone; None when there is none."""
+    if not (store.exists() and store.read_status().get("state") == "finished"):
+        return None
+    _check_same_config(store, cfg)
+    _say(cfg, f"already finished: results in {store.dir} (overwrite=true to redo it)")
+    return RunResult(store.dir, pd.read_csv(store.curve_path), "already_finished")
+
+
+def _resume(
+    store: RunStore, cfg: DictConfig, pool: ActivePool, strategy: Strategy
+) -> tuple[list[dict[str, Any]], dict | None, int]:
+    """Curve rows, warm-start weights and the next cycle from state.pt, restoring ``pool`` and ``strategy``
+    in place. When state.pt cannot be read: see :func:`_recover`."""
+    try:
+        state = store.load_state()
+    except UnreadableStateError as e:
+        return _recover(store, cfg, pool, strategy, str(e))
+    pool.load_state_dict(state["pool"])
+    strategy.load_state_dict(state.get("strategy", {}))
+    return state["rows"], state.get("net"), int(state["next_cycle"])
+
+
+def _recover(
+    store: RunStore, cfg: DictConfig, pool: ActivePool, strategy: Strategy, problem: str
+) -> tuple[list[dict[str, Any]], None, int]:
+    """With ``recover=true``, rebuild what state.pt held from curve.csv (rows) and selected.csv (pool): exact
+    for a cold-start run of a strategy without state, since everything else derives from (seed, purpose,
+    cycle). Otherwise raise one line saying what is kept and how to go on; the CSV files stay untouched."""
+    try:
+        n_done = len(store.read_curve_rows())
+        done = f"{n_done} finished cycles: 0-{n_done - 1}" if n_done > 1 else "1 finished cycle: 0"
+        kept = f"curve.csv ({done}) and selected.csv are left untouched"
+    except ValueError as e:
+        n_done, kept = 0, f"curve.csv and selected.csv are left untouched ({e})"
+    rows: list[dict[str, Any]] = []
+    if cfg.trainer.get("warm_start", False):
+        obstacle = "trainer.warm_start=true needs the network weights, which only state.pt held"
+    elif type(strategy).state_dict is not Strategy.state_dict:
+        obstacle = f"strategy {cfg.strategy.name} carries state between cycles, which only state.pt held"
+    else:
+        try:
+            rows, selected = store.read_finished()
+            k = len(rows)
+            if k <= int(cfg.budget.cycles) and (selected["cycle"] == k).sum() != int(cfg.budget.query_size):
+                raise ValueError(f"selected.csv lacks the selections of cycle {k}")
+            for cycle, group in selected.groupby("cycle"):
+                pool.label(group["index"].to_numpy(), cycle=int(cycle))
+            obstacle = None
+        except ValueError as e:  # the CSV files disagree with each other or with this config's pool
+            obstacle = str(e)
+    if obstacle is None and cfg.get("recover", False):
+        _say(cfg, f"{problem}; recovering the run from curve.csv and selected.csv")
+        return rows, None, len(rows)
+    how = "overwrite=true redoes the run from scratch"
+    if obstacle is None:
+        how += f", or recover=true resumes after cycle {len(rows) - 1} from curve.csv and selected.csv"
+    elif cfg.get("recover", False):
+        kept += f"; recover=true cannot rebuild state.pt: {obstacle}"
+    message = f"{problem}; {kept}; to continue: {how}"
+    store.write_status("failed", message, cycles_done=n_done, cycles_total=int(cfg.budget.cycles) + 1)
+    raise UnreadableStateError(message)
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
