@@ -18,10 +18,14 @@ SMOKE_FLAG := $(if $(filter 1 true yes,$(SMOKE)),--smoke,)
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_ -]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Peer implementations that tests compare with (skipped where absent): baal without its notebook extras.
+PEERS := baal==2.1.0 structlog==22.3.0
+
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $(PEERS) || echo "setup: peers ($(PEERS)) not installed; their cross-checks will skip"
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install al_bench with dev extras (no-op when up to date)
