@@ -18,8 +18,8 @@ SMOKE_FLAG := $(if $(filter 1 true yes,$(SMOKE)),--smoke,)
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_ -]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
-# Peer implementations that tests compare with (skipped where absent): baal without its notebook extras.
-PEERS := baal==2.1.0 structlog==22.3.0
+# Peer implementations that tests compare with (skipped where absent): baal and scikit-activeml, without extras.
+PEERS := baal==2.1.0 structlog==22.3.0 scikit-activeml==1.0.1 makefun
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
