@@ -19,7 +19,7 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_ -]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
 # Peer implementations that tests compare with (skipped where absent): baal and scikit-activeml, without extras.
-PEERS := baal==2.1.0 structlog==22.3.0 scikit-activeml==1.0.1 makefun
+PEERS := baal==2.1.0 structlog==22.3.0 scikit-activeml==1.0.1 makefun==1.16.0
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
