@@ -24,9 +24,8 @@ import json
 import math
 import os
 import platform
-import threading
+import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,9 @@ import torch
 from scipy import stats
 from sklearn.metrics import pairwise_distances
 from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_common import measure  # noqa: E402
 
 from al_bench.callbacks.pool_predictions import PoolPredictionRecorder
 from al_bench.data.base import ALDataModule, ArrayDataset
@@ -51,46 +53,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---- measuring ------------------------------------------------------------------------------------------
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class PeakRSS:
-    """Peak resident memory above the level at entry, sampled every millisecond by a thread (Linux)."""
-
-    def __enter__(self) -> PeakRSS:
-        self.start = _rss_bytes()
-        self.peak = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_bytes())
-            time.sleep(0.001)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_bytes())
-
-    @property
-    def mb(self) -> float:
-        return (self.peak - self.start) / 2**20
-
-
-def measure(fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    """(result, seconds, peak RSS increase in MiB) of ``fn()``."""
-    with PeakRSS() as mem:
-        t0 = time.perf_counter()
-        out = fn()
-        seconds = time.perf_counter() - t0
-    return out, seconds, mem.mb
-
-
 # ---- BADGE references -----------------------------------------------------------------------------------
 class BadgeOriginal:
     """The first public BADGE: materialised embeddings, per-step pairwise distances, Python-loop minimum."""
