@@ -24,7 +24,8 @@ EXTRA = {
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "strategy", ["ll4al", "vaal", "cal", "diverse_minibatch", "typiclust", "ceal", "badge", "coreset",
-                 "label_dispersion", "bald", "batchbald", "isal", "ralif"],
+                 "label_dispersion", "bald", "batchbald", "isal", "ralif", "epig", "stochastic", "probcover",
+                 "bait"],
 )  # fmt: skip
 def test_one_cycle_on_cifar_shaped_data(make_cfg, strategy):
     cfg = make_cfg(*CIFAR_SHAPED, f"strategy={strategy}", *EXTRA.get(strategy, []), tiny=False)
