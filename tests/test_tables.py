@@ -119,7 +119,7 @@ def test_full_plans_carry_the_protocols(tmp_path: Path) -> None:
     assert mnist.budget.name != rmnist.budget.name, "the report keeps MNIST and RMNIST apart"
 
     fmnist = _full_plan_config(tmp_path, "suite-fmnist", "vaal")
-    assert (fmnist.strategy.epochs, fmnist.strategy.width, fmnist.dataset.name) == (5, 32, "fashion_mnist")
+    assert (fmnist.strategy.epochs, fmnist.strategy.width, fmnist.dataset.name) == (2, 16, "fashion_mnist")
 
 
 @pytest.mark.parametrize("smoke", [False, True])
@@ -146,7 +146,12 @@ def test_strategy_options_are_force_added_and_every_strategy_of_the_group_has_th
             )
     assert grouped == set(table.strategies)
     if smoke:  # the MC strategies share one command, shrunk to 3 passes
-        assert any("strategy=bald,mc_entropy,mean_std,variation_ratio" in argv for argv in commands)
+        mc = {"bald", "mc_entropy", "mean_std", "variation_ratio"}
+        groups = [
+            set(next(o for o in argv if o.startswith("strategy=")).split("=", 1)[1].split(","))
+            for argv in commands
+        ]
+        assert any(mc <= group for group in groups)
 
 
 def test_merge_overrides_last_value_wins_in_first_place() -> None:
