@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -78,4 +79,39 @@ def quiet_trainer(epochs: int, callbacks=()) -> pl.Trainer:
         enable_model_summary=False,
         num_sanity_val_steps=0,
         callbacks=list(callbacks),
+    )
+
+
+def random_selection_context(
+    model: torch.nn.Module,
+    n_train: int,
+    n_features: int,
+    n_classes: int,
+    labeled: np.ndarray,
+    budget: int,
+    seed: int = 0,
+    data_seed: int = 123,
+    candidates: np.ndarray | None = None,
+    fit_model: Callable | None = None,
+):
+    """A SelectionContext (cycle 1) over random inputs [n_train, n_features] with ``labeled`` labeled at cycle
+    0, a 10-sample random test split, ``model`` as the trained model and ``np.random.default_rng(seed)``."""
+    from al_bench.data.base import ALDataModule, ArrayDataset
+    from al_bench.pool import ActivePool
+    from al_bench.strategies.base import SelectionContext
+
+    g = torch.Generator().manual_seed(data_seed)
+    ds = ArrayDataset(
+        "tiny",
+        torch.randn(n_train, n_features, generator=g),
+        torch.randint(0, n_classes, (n_train,), generator=g),
+        torch.randn(10, n_features, generator=g),
+        torch.randint(0, n_classes, (10,), generator=g),
+        n_classes,
+    )
+    data = ALDataModule(ds, eval_batch_size=32)
+    pool = ActivePool(data.pool_indices, size=n_train)
+    pool.label(labeled, cycle=0)
+    return SelectionContext(
+        model, data, pool, budget, 1, np.random.default_rng(seed), candidates=candidates, fit_model=fit_model
     )

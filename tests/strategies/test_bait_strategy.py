@@ -11,13 +11,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from al_bench.data.base import ALDataModule, ArrayDataset
 from al_bench.errors import ALBenchError
 from al_bench.models.mlp import MLP
 from al_bench.ops.bait import bait_select
-from al_bench.pool import ActivePool
 from al_bench.strategies.bait import BAIT
 from al_bench.strategies.base import SelectionContext
+from tests.conftest import random_selection_context
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "strategy"
 N_TRAIN, N_FEATURES, N_CLASSES = 90, 6, 4
@@ -28,21 +27,11 @@ SUBSET = UNLABELED[::2]
 
 def _context(seed: int = 0, budget: int = 6, candidates: np.ndarray | None = None) -> SelectionContext:
     """90 random inputs, every 9th labeled, a tiny untrained MLP (penultimate width 8)."""
-    g = torch.Generator().manual_seed(7)
-    ds = ArrayDataset(
-        "tiny",
-        torch.randn(N_TRAIN, N_FEATURES, generator=g),
-        torch.randint(0, N_CLASSES, (N_TRAIN,), generator=g),
-        torch.randn(10, N_FEATURES, generator=g),
-        torch.randint(0, N_CLASSES, (10,), generator=g),
-        N_CLASSES,
-    )
-    data = ALDataModule(ds, eval_batch_size=32)
-    pool = ActivePool(data.pool_indices, size=N_TRAIN)
-    pool.label(LABELED, cycle=0)
     torch.manual_seed(0)
     model = MLP((N_FEATURES,), N_CLASSES, hidden=(16, 8))
-    return SelectionContext(model, data, pool, budget, 1, np.random.default_rng(seed), candidates=candidates)
+    return random_selection_context(
+        model, N_TRAIN, N_FEATURES, N_CLASSES, LABELED, budget, seed, data_seed=7, candidates=candidates
+    )
 
 
 @pytest.mark.parametrize("candidates", [None, SUBSET], ids=["whole_pool", "subset"])

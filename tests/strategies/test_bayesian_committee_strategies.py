@@ -10,15 +10,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from al_bench.data.base import ALDataModule, ArrayDataset
 from al_bench.errors import ALBenchError
 from al_bench.models.mlp import MLP
 from al_bench.ops.bayesian import bald
-from al_bench.pool import ActivePool
 from al_bench.strategies.base import SelectionContext
 from al_bench.strategies.bayesian import BALD, BatchBALD, MCEntropy, MeanStd, VariationRatio
 from al_bench.strategies.committee import ConsensusEntropy, KLDivergence, VoteEntropy
 from al_bench.strategies.egl import EGL
+from tests.conftest import random_selection_context
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "strategy"
 MINE = ["bald", "variation_ratio", "mean_std", "mc_entropy", "batchbald"]
@@ -32,25 +31,15 @@ def _mlp(seed: int) -> MLP:
 
 
 def _context(seed: int = 0, budget: int = 5, fit_model=None, candidates=None):
-    g = torch.Generator().manual_seed(123)
-    ds = ArrayDataset(
-        "tiny",
-        torch.randn(N_TRAIN, N_FEATURES, generator=g),
-        torch.randint(0, N_CLASSES, (N_TRAIN,), generator=g),
-        torch.randn(10, N_FEATURES, generator=g),
-        torch.randint(0, N_CLASSES, (10,), generator=g),
-        N_CLASSES,
-    )
-    data = ALDataModule(ds, eval_batch_size=32)
-    pool = ActivePool(data.pool_indices, size=N_TRAIN)
-    pool.label(np.arange(0, N_TRAIN, 8), cycle=0)
-    return SelectionContext(
+    labeled = np.arange(0, N_TRAIN, 8)
+    return random_selection_context(
         _mlp(0),
-        data,
-        pool,
+        N_TRAIN,
+        N_FEATURES,
+        N_CLASSES,
+        labeled,
         budget,
-        1,
-        np.random.default_rng(seed),
+        seed,
         candidates=candidates,
         fit_model=fit_model,
     )

@@ -23,7 +23,7 @@ from al_bench.ops.epig import epig_from_probs
 from al_bench.pool import ActivePool
 from al_bench.strategies.base import SelectionContext
 from al_bench.strategies.epig import EPIG
-from tests.conftest import PYTHON, ROOT
+from tests.conftest import PYTHON, ROOT, random_selection_context
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "strategy"
 N_TRAIN, N_FEATURES, N_CLASSES = 80, 6, 3
@@ -32,21 +32,11 @@ LABELED = np.arange(0, N_TRAIN, 8)
 
 def _context(seed: int = 0, budget: int = 5, candidates: np.ndarray | None = None) -> SelectionContext:
     """80 random inputs, every 8th labeled, a tiny MLP with dropout 0.3."""
-    g = torch.Generator().manual_seed(123)
-    ds = ArrayDataset(
-        "tiny",
-        torch.randn(N_TRAIN, N_FEATURES, generator=g),
-        torch.randint(0, N_CLASSES, (N_TRAIN,), generator=g),
-        torch.randn(10, N_FEATURES, generator=g),
-        torch.randint(0, N_CLASSES, (10,), generator=g),
-        N_CLASSES,
-    )
-    data = ALDataModule(ds, eval_batch_size=32)
-    pool = ActivePool(data.pool_indices, size=N_TRAIN)
-    pool.label(LABELED, cycle=0)
     torch.manual_seed(0)
     model = MLP((N_FEATURES,), N_CLASSES, hidden=(16, 16), dropout=0.3)
-    return SelectionContext(model, data, pool, budget, 1, np.random.default_rng(seed), candidates=candidates)
+    return random_selection_context(
+        model, N_TRAIN, N_FEATURES, N_CLASSES, LABELED, budget, seed, data_seed=123, candidates=candidates
+    )
 
 
 def _spy_mc_probs(ctx: SelectionContext, monkeypatch) -> list[tuple[int, np.ndarray | None, torch.Tensor]]:
