@@ -10,10 +10,11 @@ import numpy as np
 import torch
 
 from al_bench.data.base import ALDataModule
+from al_bench.errors import ALBenchError
 from al_bench.inference import logits_and_features
 from al_bench.models.base import ALNet
 from al_bench.pool import ActivePool
-from al_bench.posteriors.mc_dropout import MCDropoutPosterior
+from al_bench.posteriors.mc_dropout import MCDropoutPosterior, dropout_layers
 from al_bench.seeding import torch_generator_from
 
 
@@ -117,6 +118,8 @@ class SelectionContext:
         """
         key = ("mc_posterior", int(n_samples))
         if key not in self._cache:
+            if not dropout_layers(self.model):  # every pass would be the same function
+                raise ALBenchError("MC dropout needs a model with dropout p > 0; this model has none")
             self._cache[key] = MCDropoutPosterior(
                 self.model, n_samples, self.torch_generator(), bf16=self.bf16
             )

@@ -13,7 +13,6 @@ import torch
 from al_bench.errors import ALBenchError, BudgetError
 from al_bench.ops import bayesian
 from al_bench.ops.batchbald import batchbald
-from al_bench.posteriors.mc_dropout import dropout_layers
 from al_bench.strategies.base import ScoreStrategy, SelectionContext, Strategy, top_k
 
 
@@ -21,13 +20,6 @@ def _check_n_samples(name: str, n_samples: int) -> int:
     if int(n_samples) < 1:
         raise ALBenchError(f"{name}: n_samples must be >= 1 MC-dropout passes, got {n_samples}")
     return int(n_samples)
-
-
-def _mc_probs(name: str, ctx: SelectionContext, n_samples: int) -> torch.Tensor:
-    """ctx.mc_probs, refused when the model has no dropout with p > 0 (all passes would be identical)."""
-    if not dropout_layers(ctx.model):
-        raise ALBenchError(f"{name} needs a model with dropout p > 0 (MC dropout); this model has none")
-    return ctx.mc_probs(n_samples)
 
 
 class _MCDropoutScore(ScoreStrategy):
@@ -42,7 +34,7 @@ class _MCDropoutScore(ScoreStrategy):
         raise NotImplementedError
 
     def score(self, ctx: SelectionContext) -> torch.Tensor:
-        return self.score_mc(_mc_probs(type(self).__name__, ctx, self.n_samples))
+        return self.score_mc(ctx.mc_probs(self.n_samples))
 
 
 class BALD(_MCDropoutScore):
@@ -109,7 +101,7 @@ class BatchBALD(Strategy):
             raise ALBenchError(
                 f"BatchBALD: max_candidates={self.max_candidates} is smaller than the budget {ctx.budget}"
             )
-        mc = _mc_probs("BatchBALD", ctx, self.n_samples)
+        mc = ctx.mc_probs(self.n_samples)
         if self.max_candidates is not None and self.max_candidates < n:
             positions = top_k(bayesian.bald(mc), self.max_candidates, ctx.rng)
         else:

@@ -15,7 +15,6 @@ import torch
 
 from al_bench.errors import ALBenchError
 from al_bench.ops.epig import epig_from_probs
-from al_bench.posteriors.mc_dropout import dropout_layers
 from al_bench.strategies.base import ScoreStrategy, SelectionContext
 
 
@@ -48,8 +47,6 @@ class EPIG(ScoreStrategy):
 
     def score(self, ctx: SelectionContext) -> torch.Tensor:
         """EPIG [len(ctx.candidates)] (float64, nats) averaged over the drawn target inputs."""
-        if not dropout_layers(ctx.model):
-            raise ALBenchError("EPIG needs a model with dropout p > 0 (MC dropout); this model has none")
         probs_pool = ctx.mc_probs(self.n_samples)  # [N, T, C]; draws the T functions
         probs_targ = ctx.mc_probs(self.n_samples, self.target_indices(ctx))  # [M, T, C], same functions
         return epig_from_probs(probs_pool.to(ctx.device), probs_targ.to(ctx.device)).cpu()
