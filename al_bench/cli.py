@@ -8,9 +8,10 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from al_bench.errors import ALBenchError
+from al_bench.run_identity import IDENTITY_KEYS, parse_override, variant_dirname, variant_name
 
 
 def config_dir() -> str:
@@ -41,6 +42,47 @@ def _mark_failed(cfg: DictConfig, error: ALBenchError) -> None:
         )
 
 
+def command_line_variant(cfg: DictConfig) -> str:
+    """The variant of this run from Hydra's task overrides (see :mod:`al_bench.run_identity`).
+
+    An explicit ``variant=<name>`` wins (``variant=`` turns the suffix off); so does an explicit
+    ``paths.run_dir``. Otherwise each override is compared with the config composed from the same dataset,
+    model, strategy, seed and experiment alone: overrides that leave the config unchanged are dropped.
+    """
+    hydra_cfg = HydraConfig.get()
+    task = list(hydra_cfg.overrides.task)
+    parsed = [parse_override(o) for o in task]
+    for _, key, value in parsed:
+        if key == "variant":
+            return value.strip("'\"")
+        if key == "paths.run_dir":
+            return ""
+    base_overrides = [o for o, (_, key, _) in zip(task, parsed) if key.split("@")[0] in IDENTITY_KEYS]
+    base = hydra.compose(config_name="config", overrides=base_overrides, return_hydra_config=True)
+    chosen, base_chosen = hydra_cfg.runtime.choices, base.hydra.runtime.choices
+
+    def changes(prefix: str, key: str, value: str) -> bool:
+        group = key.split("@")[0]
+        if group in chosen or group in base_chosen:
+            return chosen.get(group) != base_chosen.get(group)
+        if prefix == "~":
+            return True
+        new, old = OmegaConf.select(cfg, key), OmegaConf.select(base, key)
+        as_plain = lambda v: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        return as_plain(new) != as_plain(old)
+
+    return variant_name(task, changes)
+
+
+def apply_variant(cfg: DictConfig, variant: str) -> None:
+    """Record ``variant`` in the config and put the run one directory level under it (before ``seed=``)."""
+    with open_dict(cfg):
+        cfg.variant = variant
+        if variant:
+            run_dir = Path(str(cfg.paths.run_dir))
+            cfg.paths.run_dir = str(run_dir.parent / variant_dirname(variant) / run_dir.name)
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Run one AL experiment. A user error prints one line and exits 2 (in a sweep: the job is marked
@@ -48,6 +90,9 @@ def main(cfg: DictConfig) -> float | None:
     from al_bench.loop import run
 
     try:
+        apply_variant(cfg, command_line_variant(cfg))
+        if _in_multirun() and cfg.trainer.get("progress_bar") == "auto":  # jobs share one terminal
+            cfg.trainer.progress_bar = False
         result = run(cfg)
     except ALBenchError as e:
         print(f"al_bench: error: {e}", file=sys.stderr, flush=True)

@@ -259,7 +259,8 @@ def sweep_commands(
     share the same strategy overrides (in the table's order). Hydra checks a multirun's overrides against the
     experiment's default strategy, which may lack the option (`random` has no `n_samples`), so a group's own
     overrides are force-added (``++``): every strategy of the group has those options.
-    ``smoke``: {sweep name: run-level smoke overrides}; the strategies' expensive options shrink too."""
+    ``smoke``: {sweep name: run-level smoke overrides}; the strategies' expensive options shrink too.
+    ``variant=``: a table's overrides are its protocol, so its runs keep plain run directories (no suffix)."""
     seeds = ",".join(str(s) for s in range(table.seeds))
     launch = [f"hydra/launcher={launcher}"] + (
         [f"hydra.launcher.n_jobs={jobs}"] if launcher == "joblib" else []
@@ -278,7 +279,7 @@ def sweep_commands(
             base = [
                 "-m", f"experiment={sweep_experiment(table, sweep)}", f"strategy={','.join(strategies)}",
                 f"seed={seeds}", f"paths.results_dir={results}", f"hydra.sweep.dir={results}/.hydra",
-                "verbose=false", *launch,
+                "verbose=false", "variant=", *launch,
             ]  # fmt: skip
             forced = [e if e.startswith(("+", "~")) else f"++{e}" for e in extra]
             commands.append(merge_overrides(base, own, forced, (smoke or {}).get(name, [])))
@@ -357,7 +358,7 @@ def format_labels(value: float, max_labeled: float) -> str:
 def thresholds_markdown(table: Table, name: str, runs_dir: Path, count_validation: bool = False) -> str:
     """thresholds.md: the protocol, then per setting "labels to X%" quartiles over seeds (and, where the table
     asks, the median accuracy at fixed budgets), then the published numbers."""
-    from al_bench.report.aggregate import SETTING_KEYS, load_curves
+    from al_bench.report.aggregate import SETTING_KEYS, load_curves, setting_label
     from al_bench.report.metrics import (
         accuracy_at_budgets,
         accuracy_scale,
@@ -392,7 +393,7 @@ def thresholds_markdown(table: Table, name: str, runs_dir: Path, count_validatio
         "",
     ]
     for setting, g in quart.groupby(list(SETTING_KEYS), sort=True):
-        lines += [f"## {' / '.join(str(s) for s in setting)}", ""]
+        lines += [f"## {setting_label(setting)}", ""]
         header = "| strategy | seeds | " + " | ".join(
             f"labels to {100 * t:g}% (25 / 50 / 75%)" for t in table.thresholds
         )

@@ -2,8 +2,9 @@
 
 All functions are pure (frames / arrays in, frames / numbers out). Accuracies stay in the frame's units
 (fractions in [0, 1] as the loop writes them); tables and plots convert with ``accuracy_scale``.
-Strategies are compared only within a setting ``(dataset, model, budget)``; ``n_labeled`` counts every
-labeled sample, the initial set included.
+Strategies are compared only within a setting ``(dataset, model, budget, scenario, variant)`` (the setting
+columns a frame has: hand-made frames may lack scenario / variant); ``n_labeled`` counts every labeled sample,
+the initial set included.
 """
 
 from __future__ import annotations
@@ -14,9 +15,43 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from al_bench.report.aggregate import SETTING_KEYS
+from al_bench.report.aggregate import setting_keys
 
 BASELINE = "random"
+#: curve columns that identify, count or describe something: never a metric to rank by (nor ``n_*`` counts)
+NOT_METRICS: tuple[str, ...] = ("seed", "cycle", "epochs", "labeled_hist")
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns a report can rank by: numeric, higher is better (not a count ``n_*``, a time ``*_s``, a
+    loss)."""
+    out = []
+    for column in map(str, frame.columns):
+        if column in NOT_METRICS or column.startswith("n_") or column.endswith("_s") or "loss" in column:
+            continue
+        if pd.api.types.is_numeric_dtype(frame[column]) and frame[column].notna().any():
+            out.append(str(column))
+    return out
+
+
+def select_metric(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The rows of ``frame`` that have ``metric`` (runs written before a metric column existed lack it).
+
+    Raises ALBenchError naming the metric columns there are when ``metric`` is absent, empty, or not a
+    higher-is-better score.
+    """
+    from al_bench.errors import ALBenchError
+
+    columns = metric_columns(frame)
+    if metric not in columns:
+        if metric not in frame.columns:
+            why = "is not a column of curve.csv"
+        elif frame[metric].isna().all():
+            why = "has no values"
+        else:
+            why = "is not a higher-is-better score (a count, a time, a loss or text)"
+        raise ALBenchError(f"--metric {metric} {why}; rank by one of: {', '.join(columns) or 'none'}")
+    return frame[frame[metric].notna()].reset_index(drop=True)
 
 
 def accuracy_scale(acc: np.ndarray | pd.Series) -> float:
@@ -73,10 +108,10 @@ def labels_to_reach(
 def mean_curves(frame: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
     """Per setting, strategy and checkpoint: mean and std (ddof=1, NaN for one seed) over seeds, and n_seeds.
 
-    Columns: dataset, model, budget, strategy, n_labeled, mean, std, n_seeds. Each checkpoint averages the
+    Columns: the setting keys, strategy, n_labeled, mean, std, n_seeds. Each checkpoint averages the
     seeds that reached it (unfinished runs contribute their finished cycles).
     """
-    keys = [*SETTING_KEYS, "strategy", "n_labeled"]
+    keys = [*setting_keys(frame), "strategy", "n_labeled"]
     grouped = frame.groupby(keys, sort=True)[metric]
     out = grouped.agg(mean="mean", std=lambda s: s.std(ddof=1), n_seeds="count").reset_index()
     out["n_seeds"] = out["n_seeds"].astype(np.int64)
@@ -86,18 +121,18 @@ def mean_curves(frame: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
 def seed_aubc(frame: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
     """AUBC of every run whose curve covers all checkpoints of its setting.
 
-    Columns: dataset, model, budget, strategy, seed, aubc. The setting's checkpoint grid is the union of
+    Columns: the setting keys, strategy, seed, aubc. The setting's checkpoint grid is the union of
     n_labeled over its runs; a run missing any of them (unfinished, failed) is left out, because its area
     would cover a different budget range and not be comparable.
     """
-    rows = []
-    for setting, g in frame.groupby(list(SETTING_KEYS), sort=True):
+    rows, keys = [], setting_keys(frame)
+    for setting, g in frame.groupby(keys, sort=True):
         grid = np.sort(g["n_labeled"].unique())
         for (strategy, seed), run in g.groupby(["strategy", "seed"], sort=True):
             if len(run) == grid.size and np.array_equal(np.sort(run["n_labeled"].to_numpy()), grid):
                 value = aubc(run["n_labeled"].to_numpy(), run[metric].to_numpy())
                 rows.append((*setting, strategy, seed, value))
-    return pd.DataFrame(rows, columns=[*SETTING_KEYS, "strategy", "seed", "aubc"])
+    return pd.DataFrame(rows, columns=[*keys, "strategy", "seed", "aubc"])
 
 
 def annotation_savings(
@@ -111,11 +146,11 @@ def annotation_savings(
     budget, or an earlier checkpoint if its mean curve already touched the target there.
     saving = 1 - labels_to_reach / labels_random (0 for the baseline, > 0 = fewer labels, NaN when the
     strategy never reaches the target or the setting has no baseline run).
-    Columns: dataset, model, budget, strategy, target_acc, labels_to_reach, labels_random, saving.
+    Columns: the setting keys, strategy, target_acc, labels_to_reach, labels_random, saving.
     """
     curves = mean_curves(frame, metric)
-    rows = []
-    for setting, g in curves.groupby(list(SETTING_KEYS), sort=True):
+    rows, keys = [], setting_keys(frame)
+    for setting, g in curves.groupby(keys, sort=True):
         base = g[g["strategy"] == baseline].sort_values("n_labeled")
         if base.empty:
             target = labels_base = float("nan")
@@ -125,7 +160,7 @@ def annotation_savings(
         for strategy, curve in g.groupby("strategy", sort=True):
             labels = labels_to_reach(curve["n_labeled"], curve["mean"], target)  # NaN target -> NaN
             rows.append((*setting, strategy, target, labels, labels_base, 1.0 - labels / labels_base))
-    columns = [*SETTING_KEYS, "strategy", "target_acc", "labels_to_reach", "labels_random", "saving"]
+    columns = [*keys, "strategy", "target_acc", "labels_to_reach", "labels_random", "saving"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -138,7 +173,7 @@ def penalty_matrix(
 ) -> tuple[pd.DataFrame, pd.Series]:
     """BADGE's pairwise penalty matrix (Ash et al. 2020, PROTOCOLS.md): P[i, j] = how often i beats j.
 
-    For each setting (dataset, model, budget) with checkpoints = every n_labeled of its learning curves
+    For each setting (the setting keys) with checkpoints = every n_labeled of its learning curves
     (union over its runs, the initial set included: there all strategies share the seed's initial set,
     so Z = 0 and nobody wins, but the checkpoint still counts in the denominator), for each checkpoint and
     ordered pair (i, j): take the seeds both strategies have at that checkpoint, sorted, the first
@@ -166,7 +201,7 @@ def penalty_matrix(
     total = np.zeros((len(names), len(names)))
     data = frame[frame["strategy"].isin(names)]
     n_settings = 0
-    for _, g in data.groupby(list(SETTING_KEYS), sort=True):
+    for _, g in data.groupby(setting_keys(data), sort=True):
         n_settings += 1
         acc = _accuracy_cube(g, index, metric)  # [S, K, R]
         wins = _pairwise_wins(acc, max_seeds, alpha)  # [S, S, K]
@@ -212,13 +247,13 @@ def _pairwise_wins(acc: np.ndarray, max_seeds: int, alpha: float) -> np.ndarray:
 def summary_table(frame: pd.DataFrame, baseline: str = BASELINE, metric: str = "test_acc") -> pd.DataFrame:
     """One tidy row per (setting, strategy, checkpoint) with the per-checkpoint and per-strategy summaries.
 
-    Columns: dataset, model, budget, strategy, n_labeled, acc_mean, acc_std, n_seeds (seeds at that
+    Columns: the setting keys, strategy, n_labeled, acc_mean, acc_std, n_seeds (seeds at that
     checkpoint) | aubc_mean, aubc_std (ddof=1 over complete runs, see ``seed_aubc``), aubc_seeds |
     target_acc, labels_to_reach, labels_random, saving (see ``annotation_savings``) | train_s_mean,
     select_s_mean (mean seconds per cycle over all the strategy's rows, NaN ignored). The columns after
     n_seeds repeat on every checkpoint row of a strategy. Accuracies in the frame's units.
     """
-    per_strategy = [*SETTING_KEYS, "strategy"]
+    per_strategy = [*setting_keys(frame), "strategy"]
     curves = mean_curves(frame, metric).rename(columns={"mean": "acc_mean", "std": "acc_std"})
     areas = seed_aubc(frame, metric).groupby(per_strategy)["aubc"]
     area_summary = areas.agg(
@@ -256,15 +291,15 @@ def labels_to_reach_per_seed(frame: pd.DataFrame, target: float, metric: str = "
 
     "First" is by n_labeled; ``>=`` with the same 1e-9 relative slack as :func:`labels_to_reach`. A run that
     never reaches the target gets +inf (so that quantiles over seeds treat it as "more than the budget").
-    Columns: dataset, model, budget, strategy, seed, labels (float: a budget or inf), max_labeled (the run's
+    Columns: the setting keys, strategy, seed, labels (float: a budget or inf), max_labeled (the run's
     largest evaluated budget).
     """
-    rows = []
-    for key, run in frame.groupby([*SETTING_KEYS, "strategy", "seed"], sort=True):
+    rows, keys = [], setting_keys(frame)
+    for key, run in frame.groupby([*keys, "strategy", "seed"], sort=True):
         n = run["n_labeled"].to_numpy(dtype=float)
         labels = labels_to_reach(n, run[metric].to_numpy(dtype=float), target)
         rows.append((*key, float("inf") if np.isnan(labels) else labels, float(n.max())))
-    return pd.DataFrame(rows, columns=[*SETTING_KEYS, "strategy", "seed", "labels", "max_labeled"])
+    return pd.DataFrame(rows, columns=[*keys, "strategy", "seed", "labels", "max_labeled"])
 
 
 def quantiles_with_inf(
@@ -303,20 +338,20 @@ def threshold_quartiles(
 ) -> pd.DataFrame:
     """Labels to X per seed (:func:`labels_to_reach_per_seed`), then quantiles over seeds (BatchBALD's table).
 
-    One row per setting, strategy and target. Columns: dataset, model, budget, strategy, target, n_seeds,
+    One row per setting, strategy and target. Columns: the setting keys, strategy, target, n_seeds,
     n_reached (seeds that reach it), q25, q50, q75 (named ``q{100 q}``; inf = more than ``max_labeled``),
     max_labeled (the largest budget any run of the strategy evaluated).
     """
     names = [f"q{round(100 * q)}" for q in qs]
-    rows = []
+    rows, keys = [], setting_keys(frame)
     for target in targets:
         per_seed = labels_to_reach_per_seed(frame, target, metric)
-        for key, g in per_seed.groupby([*SETTING_KEYS, "strategy"], sort=True):
+        for key, g in per_seed.groupby([*keys, "strategy"], sort=True):
             labels = g["labels"].to_numpy(dtype=float)
             reached = int(np.isfinite(labels).sum())
             quartiles = quantiles_with_inf(labels, qs)
             rows.append((*key, float(target), len(g), reached, *quartiles, float(g["max_labeled"].max())))
-    columns = [*SETTING_KEYS, "strategy", "target", "n_seeds", "n_reached", *names, "max_labeled"]
+    columns = [*keys, "strategy", "target", "n_seeds", "n_reached", *names, "max_labeled"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -325,13 +360,13 @@ def accuracy_at_budgets(
 ) -> pd.DataFrame:
     """``stat`` (median, mean) over seeds of ``metric`` at exactly these labeled-set sizes.
 
-    One row per setting, strategy and budget. Columns: dataset, model, budget, strategy, n_labeled, value (NaN
+    One row per setting, strategy and budget. Columns: the setting keys, strategy, n_labeled, value (NaN
     when no run evaluated that budget), n_seeds (runs that did).
     """
-    rows = []
-    for key, g in frame.groupby([*SETTING_KEYS, "strategy"], sort=True):
+    rows, keys = [], setting_keys(frame)
+    for key, g in frame.groupby([*keys, "strategy"], sort=True):
         for n in budgets:
             values = g.loc[g["n_labeled"] == n, metric].to_numpy(dtype=float)
             value = float(getattr(np, stat)(values)) if values.size else float("nan")
             rows.append((*key, int(n), value, int(values.size)))
-    return pd.DataFrame(rows, columns=[*SETTING_KEYS, "strategy", "n_labeled", "value", "n_seeds"])
+    return pd.DataFrame(rows, columns=[*keys, "strategy", "n_labeled", "value", "n_seeds"])

@@ -31,7 +31,7 @@ def test_broadcast_is_identity_without_a_process_group():
 def test_ddp_two_cpu_processes(tmp_path):
     proc = subprocess.run(
         [PYTHON, "-m", "al_bench", *TINY, "trainer.accelerator=cpu", "trainer.devices=2",
-         "trainer.strategy=ddp", "verbose=true",
+         "trainer.strategy=ddp", "verbose=true", "variant=",
          f"paths.results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/hydra"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -18,11 +18,11 @@ def test_one_cycle_on_cifar_format_files(tmp_path):
         [PYTHON, "-m", "al_bench", "strategy=badge", "dataset=cifar10", f"dataset.data_dir={tmp_path}/cifar",
          "dataset.verify=false", "budget.init_size=4", "budget.query_size=2", "budget.cycles=1",
          "budget.pool_subset=null", "trainer.max_epochs=1", "trainer.batch_size=4",
-         f"paths.results_dir={tmp_path}/results"],
+         f"paths.results_dir={tmp_path}/results", "variant=smoke"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    run_dir = tmp_path / "results" / "cifar10" / "resnet18" / "badge" / "seed=0"
+    run_dir = tmp_path / "results" / "cifar10" / "resnet18" / "badge" / "smoke" / "seed=0"
     curve = pd.read_csv(run_dir / "curve.csv")
     assert curve["n_labeled"].tolist() == [4, 6]
     assert (curve["model"] == "resnet18").all()

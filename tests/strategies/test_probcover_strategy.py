@@ -191,7 +191,7 @@ def test_bad_options_are_one_line_errors(make_cfg):
 def test_cli_two_cycles_on_the_default_digits(tmp_path: Path):
     start = time.perf_counter()
     proc = subprocess.run(
-        [PYTHON, "-m", "al_bench", "strategy=probcover", "budget.cycles=2", f"paths.results_dir={tmp_path}"],
+        [PYTHON, "-m", "al_bench", "strategy=probcover", "budget.cycles=2", f"paths.results_dir={tmp_path}", "variant="],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -213,7 +213,7 @@ def test_label_dispersion_base_through_the_loop(make_cfg):
 )
 def test_cli_run_on_digits(tmp_path, overrides):
     cmd = [PYTHON, "-m", "al_bench", "strategy=stochastic", *overrides, "budget.cycles=2"]
-    cmd += [f"paths.results_dir={tmp_path}", "verbose=false"]
+    cmd += [f"paths.results_dir={tmp_path}", "verbose=false", "variant="]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (curve_path,) = tmp_path.glob("digits/mlp/stochastic/seed=0/curve.csv")

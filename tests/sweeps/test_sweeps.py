@@ -7,9 +7,11 @@ import subprocess
 
 import pandas as pd
 import pytest
+import yaml
 
 import al_bench.loop as loop
 from al_bench.loop import run
+from al_bench.run_identity import variant_dirname
 from tests.conftest import PYTHON, ROOT, TINY
 
 
@@ -17,7 +19,7 @@ def sweep(tmp_path, *overrides: str, launcher: str | None = None) -> subprocess.
     extra = [f"hydra/launcher={launcher}"] if launcher else []
     return subprocess.run(
         [PYTHON, "-m", "al_bench", "-m", *TINY, f"paths.results_dir={tmp_path}/results",
-         f"hydra.sweep.dir={tmp_path}/multirun", *extra, *overrides],
+         f"hydra.sweep.dir={tmp_path}/multirun", "variant=", *extra, *overrides],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
 
@@ -80,3 +82,25 @@ def test_rerun_of_an_interrupted_sweep_skips_finished_and_resumes_unfinished(tmp
     resumed = pd.read_csv(tmp_path / "results/synthetic/mlp/entropy/seed=1/curve.csv")
     drop = ["train_s", "select_s", "eval_s"]
     pd.testing.assert_frame_equal(resumed.drop(columns=drop), reference.curve.drop(columns=drop))
+
+
+@pytest.mark.slow
+def test_sweep_over_options_lands_in_one_directory_per_value(tmp_path):
+    # no hand-made results dir per value: each result-affecting override names its own run directory
+    argv = [PYTHON, "-m", "al_bench", "-m", "dataset=synthetic", "dataset.n_train=200",
+            "budget.init_size=8", "budget.cycles=1", "trainer.max_epochs=1", "verbose=true",
+            f"paths.results_dir={tmp_path}/results", f"hydra.sweep.dir={tmp_path}/multirun",
+            "budget.query_size=10,5", "model.dropout=0.3,0.1"]  # fmt: skip
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    variants = {c.parent.parent.name: yaml.safe_load((c.parent / "config.yaml").read_text())["variant"]
+                for c in curves(tmp_path)}  # fmt: skip
+    # query_size=10 (digits budget) and dropout=0.3 (mlp.yaml) are the defaults: no trace of those overrides
+    base = ["budget.cycles=1", "budget.init_size=8", "dataset.n_train=200", "trainer.max_epochs=1"]
+    swept = [[], ["budget.query_size=5"], ["model.dropout=0.1"], ["budget.query_size=5", "model.dropout=0.1"]]
+    assert sorted(variants.values()) == sorted(",".join(sorted(base + s)) for s in swept)
+    assert all(name == variant_dirname(v) for name, v in variants.items())
+    sizes = sorted(tuple(pd.read_csv(c)["n_labeled"]) for c in curves(tmp_path))
+    assert sizes == [(8, 13), (8, 13), (8, 18), (8, 18)]
+    again = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and again.stdout.count("already finished") == 4, again.stdout[-2000:]
