@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -84,7 +86,7 @@ def train_model(
         precision=tcfg.get("precision", "32-true"),
         logger=False,
         enable_checkpointing=False,
-        enable_progress_bar=bool(tcfg.get("progress_bar", False)),
+        enable_progress_bar=progress_bar_enabled(tcfg.get("progress_bar", False)),
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
@@ -190,3 +192,13 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*number of training batches.*")
     warnings.filterwarnings("ignore", message=r".*`training_step` returned.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+
+
+def progress_bar_enabled(setting: bool | str | None) -> bool:
+    """``trainer.progress_bar``: true / false, or ``auto`` = on when stderr is a terminal outside CI (the
+    CLI turns ``auto`` off in multirun sweeps, whose jobs share one terminal)."""
+    if isinstance(setting, str):
+        if setting != "auto":
+            raise ALBenchError(f"trainer.progress_bar={setting!r}: choose true, false or auto")
+        return sys.stderr.isatty() and not os.environ.get("CI")
+    return bool(setting)

@@ -237,7 +237,7 @@ class VAAL(Strategy):
         lr: float = 5e-4,
         vae_steps: int = 2,
         adv_steps: int = 1,
-        width: int = 128,
+        width: int | str = "auto",
     ) -> None:
         self.latent_dim = int(latent_dim)
         self.beta = float(beta)
@@ -247,11 +247,21 @@ class VAAL(Strategy):
         self.lr = float(lr)
         self.vae_steps = int(vae_steps)
         self.adv_steps = int(adv_steps)
-        self.width = int(width)
+        if width != "auto" and not (isinstance(width, int) and width > 0):
+            raise ValueError(f"vaal width={width!r}: a positive int or 'auto'")
+        self.width = width
+
+    def vae_width(self, in_shape: Sequence[int]) -> int:
+        """Channels of the first conv layer: ``width``, or for ``auto`` the authors' 128 at 32 x 32 scaled by
+        the image area (at least 16): 8 x 8 digits -> 16, 28 x 28 -> 98, 32 x 32 and larger -> 128."""
+        if self.width != "auto":
+            return int(self.width)
+        area = int(in_shape[-1]) * int(in_shape[-2]) if len(in_shape) == 3 else 1024
+        return int(min(128, max(16, round(128 * area / 1024))))
 
     def _build_vae(self, in_shape: Sequence[int]) -> nn.Module:
         if len(in_shape) == 3 and min(in_shape[1:]) >= 4:
-            return _ConvVAE(in_shape, self.latent_dim, self.width)
+            return _ConvVAE(in_shape, self.latent_dim, self.vae_width(in_shape))
         return _MLPVAE(in_shape, self.latent_dim)
 
     def select(self, ctx: SelectionContext) -> np.ndarray:

@@ -357,3 +357,26 @@ def test_l2_groups_equal_an_explicit_loss_term(make_optimizer):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=n)
     gap = max(float((a - b).abs().max()) for a, b in zip(half.parameters(), reference.parameters()))
     assert gap > 1e-4, "the comparison must be able to see a wrong weight decay"
+
+
+def test_progress_bar_auto_follows_the_terminal(monkeypatch):
+    from al_bench.errors import ALBenchError
+    from al_bench.training import progress_bar_enabled
+
+    class Tty:
+        def __init__(self, tty: bool) -> None:
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr("sys.stderr", Tty(True))
+    assert progress_bar_enabled("auto") and progress_bar_enabled(True) and not progress_bar_enabled(False)
+    monkeypatch.setenv("CI", "true")
+    assert not progress_bar_enabled("auto")
+    monkeypatch.delenv("CI")
+    monkeypatch.setattr("sys.stderr", Tty(False))
+    assert not progress_bar_enabled("auto")
+    with pytest.raises(ALBenchError, match="progress_bar"):
+        progress_bar_enabled("sometimes")

@@ -338,3 +338,12 @@ def test_ceal_state_round_trip():
         np.testing.assert_array_equal(a, b)
     restored.load_state_dict({})
     assert restored.pseudo_labels() is None
+
+
+def test_vaal_width_auto_scales_the_authors_network_to_the_image():
+    auto = VAAL()
+    assert auto.vae_width((3, 32, 32)) == 128 and auto.vae_width((3, 64, 64)) == 128  # their CIFAR network
+    assert auto.vae_width((1, 8, 8)) == 16 and auto.vae_width((1, 28, 28)) == 98
+    assert VAAL(width=32).vae_width((1, 8, 8)) == 32
+    with pytest.raises(ValueError, match="width"):
+        VAAL(width=0)
