@@ -8,10 +8,12 @@ from omegaconf import DictConfig
 from al_bench.data.base import ALDataModule
 from al_bench.errors import BudgetError
 from al_bench.pool import ActivePool
+from al_bench.scenarios.base import OOD
 
 
-def validate_budget(budget: DictConfig, n_pool: int) -> None:
-    """Refuse an impossible budget before any training, with one line that says what to change."""
+def validate_budget(budget: DictConfig, n_pool: int, scenario: str = "clean") -> None:
+    """Refuse an impossible budget for a pool of ``n_pool`` samples (the ``scenario``'s pool) before any
+    training, with one line that says what to change."""
     init, query, cycles = budget.get("init_size"), budget.get("query_size"), budget.get("cycles")
     for key, value, low in (("init_size", init, 1), ("query_size", query, 1), ("cycles", cycles, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -21,7 +23,9 @@ def validate_budget(budget: DictConfig, n_pool: int) -> None:
         most = max((n_pool - init) // query, 0)
         raise BudgetError(
             f"budget needs {need} labels (budget.init_size={init} + budget.cycles={cycles} x "
-            f"budget.query_size={query}) but the pool has only {n_pool} samples: "
+            f"budget.query_size={query}) but the pool has only {n_pool} samples"
+            + ("" if scenario == "clean" else f" under scenario={scenario}")
+            + ": "
             + (f"use budget.cycles<={most} or a smaller budget.query_size" if init <= n_pool else
                "use a smaller budget.init_size")
         )  # fmt: skip
@@ -32,12 +36,18 @@ def validate_budget(budget: DictConfig, n_pool: int) -> None:
         )
 
 
-def initial_labeled(data: ALDataModule, budget: DictConfig, rng: np.random.Generator) -> np.ndarray:
-    """The initial labeled set [init_size] of global pool indices: class-balanced or uniformly random."""
+def initial_labeled(
+    data: ALDataModule, budget: DictConfig, rng: np.random.Generator, balanced: bool | None = None
+) -> np.ndarray:
+    """The initial labeled set [init_size] of global pool indices: uniformly random over the pool, or
+    class-balanced (``budget.init_balanced``) by the oracle's labels over the pool's in-distribution samples:
+    equal counts per class, a class that runs out (a rare class of an imbalanced pool) gives all it has and
+    leaves its share to the others. ``balanced`` overrides ``budget.init_balanced`` (cold start)."""
     pool = data.pool_indices
     size = int(budget.init_size)
-    if not budget.get("init_balanced", False):
+    if not (budget.get("init_balanced", False) if balanced is None else balanced):
         return np.sort(rng.choice(pool, size=size, replace=False))
+    pool = pool[data.all_train_labels[pool] != OOD]  # open set: classes only; no out-of-distribution "class"
     return np.sort(pool[balanced_positions(data.all_train_labels[pool], size, rng)])
 
 

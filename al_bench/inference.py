@@ -73,13 +73,15 @@ def evaluate(
     indices: np.ndarray | None = None,
     posterior: MCDropoutPosterior | None = None,
 ) -> dict:
-    """{'acc', 'loss'} of ``model`` on a split (the whole test set by default).
+    """{'acc', 'loss', 'balanced_acc', 'worst_class_acc', 'macro_f1'} of ``model`` on a split (the whole test
+    set by default); the class metrics as :func:`class_metrics` defines them.
 
     With a ``posterior`` (e.g. consistent MC dropout), predictions are its probabilities averaged over the
     T functions (Kirsch et al. 2019 test that way) and the loss is the NLL of that mean.
     """
     batches = data.test_batches() if indices is None else data.eval_batches(indices, split=split)
     correct, loss_sum, n = 0, 0.0, 0
+    confusion: torch.Tensor | None = None
     with _mode(model):
         for x, y, _ in batches:
             if posterior is None:
@@ -87,6 +89,40 @@ def evaluate(
             else:
                 logp = posterior.probs_of(x).mean(1).clamp_min(1e-12).log()
             loss_sum += float(torch.nn.functional.nll_loss(logp, y, reduction="sum"))
-            correct += int((logp.argmax(1) == y).sum())
+            pred = logp.argmax(1)
+            correct += int((pred == y).sum())
             n += len(y)
-    return {"acc": correct / max(n, 1), "loss": loss_sum / max(n, 1)}
+            batch_confusion = confusion_matrix(y, pred, logp.shape[1])
+            confusion = batch_confusion if confusion is None else confusion + batch_confusion
+    out = {"acc": correct / max(n, 1), "loss": loss_sum / max(n, 1)}
+    return out | class_metrics(confusion if confusion is not None else torch.zeros(0, 0, dtype=torch.long))
+
+
+def confusion_matrix(target: torch.Tensor, pred: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts [C, C] (int64, CPU): entry [i, j] = samples of true class i predicted as j; target, pred [N]."""
+    flat = target.long().cpu() * num_classes + pred.long().cpu()
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def class_metrics(confusion: torch.Tensor) -> dict[str, float]:
+    """Per-class summaries of a confusion matrix [C, C] (rows = true class), as scikit-learn defines them.
+
+    balanced_acc: mean recall over the classes present in the targets (``balanced_accuracy_score``);
+    worst_class_acc: the smallest of those recalls; macro_f1: mean F1 = 2 TP / (2 TP + FP + FN) over the
+    classes that occur as target or prediction (``f1_score(average="macro")``, 0 where TP = 0). NaN when
+    there are no samples.
+    """
+    cm = confusion.double()
+    tp, support, predicted = cm.diagonal(), cm.sum(1), cm.sum(0)
+    present = support > 0
+    if not bool(present.any()):
+        nan = float("nan")
+        return {"balanced_acc": nan, "worst_class_acc": nan, "macro_f1": nan}
+    recall = tp[present] / support[present]
+    occurs = (support + predicted) > 0
+    f1 = 2 * tp[occurs] / (support[occurs] + predicted[occurs])
+    return {
+        "balanced_acc": float(recall.mean()),
+        "worst_class_acc": float(recall.min()),
+        "macro_f1": float(f1.mean()),
+    }

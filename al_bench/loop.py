@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,14 +11,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from al_bench import distributed
 from al_bench.budget import draw_candidates, initial_labeled, validate_budget
 from al_bench.build import build_dataset, build_model, build_strategy
 from al_bench.callbacks.pool_predictions import PoolPredictionRecorder
+from al_bench.cold_start import EMBEDDING_INIT, cold_start_positions, init_strategy_of
 from al_bench.data.base import ALDataModule
 from al_bench.diagnostics import dispersion_accuracy_bins, plot_dispersion_accuracy
+from al_bench.embeddings import LazyImages, RunEmbeddings, check_embedding
 from al_bench.errors import ALBenchError, ConfigMismatchError, UnreadableStateError
 from al_bench.inference import evaluate, predicted_labels
 from al_bench.models.base import ALNet
@@ -25,15 +28,12 @@ from al_bench.ops.dynamics import label_dispersion
 from al_bench.pool import ActivePool
 from al_bench.posteriors.mc_dropout import MCDropoutPosterior, dropout_layers
 from al_bench.results import RunStore, atomic_write_text
+from al_bench.run_identity import comparable, config_differences
+from al_bench.scenarios import OOD, ScenarioPool, build_scenario
 from al_bench.seeding import derive_seed, numpy_rng, torch_generator
 from al_bench.strategies.base import SelectionContext, Strategy
 from al_bench.tracking import make_tracker
 from al_bench.training import check_trainer_config, quiet_lightning, resolve_device, train_model
-
-#: config keys that do not change a run's results (ignored when checking that a resume matches).
-VOLATILE_KEYS = (
-    "overwrite", "recover", "paths", "logger", "trainer.progress_bar", "verbose", "diagnostics", "threads",
-)  # fmt: skip
 
 
 @dataclass
@@ -53,6 +53,8 @@ def run(cfg: DictConfig) -> RunResult:
     the directory's lock; a second process stops with one line naming the holder.
     """
     quiet_lightning()
+    strategy = build_strategy(cfg)
+    _default_validation_split(cfg, strategy)
     store = RunStore(cfg.paths.run_dir)
     if not cfg.get("overwrite", False) and (done := _already_finished(store, cfg)) is not None:
         return done
@@ -63,40 +65,95 @@ def run(cfg: DictConfig) -> RunResult:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     device = resolve_device(str(cfg.trainer.get("accelerator", "auto")))
-    dataset = build_dataset(cfg)
-    data = ALDataModule(
-        dataset,
-        batch_size=cfg.trainer.batch_size,
-        eval_batch_size=cfg.trainer.eval_batch_size,
-        augment=cfg.trainer.get("augment"),
-        val_size=int(cfg.dataset.get("val_size", 0) or 0),
-        seed=int(cfg.dataset.get("val_seed", 0) or 0),
-        device=device,
-    )
-    strategy = build_strategy(cfg)
-    validate_budget(cfg.budget, len(data.pool_indices))
+    scenario = build_scenario(cfg).build(build_dataset(cfg), seed)  # which pool, which oracle
+    data = _data_module(cfg, scenario, device)
+    validate_budget(cfg.budget, len(data.pool_indices), scenario.name)
+    init_strategy_of(cfg.budget)  # an unknown cold start stops here, before any training
+    check_embedding(str(cfg.budget.get("init_embedding") or "pretrained"), "budget.init")
     if strategy.needs_validation and len(data.val_indices) == 0:
         raise ALBenchError(
             f"strategy {cfg.strategy.name} needs a validation split: "
-            "set dataset.val_size (e.g. dataset.val_size=100)"
+            f"set dataset.val_size (e.g. dataset.val_size={DEFAULT_VAL_SIZE})"
         )
     check_trainer_config(cfg.trainer, len(data.val_indices))
     _check_dropout(cfg, data, strategy, seed)
 
     with lock:  # released at the end, also on failure (and by the OS if this process dies)
-        return _run_locked(cfg, store, data, strategy)
+        return _run_locked(cfg, store, data, strategy, scenario)
 
 
-def _run_locked(cfg: DictConfig, store: RunStore, data: ALDataModule, strategy: Strategy) -> RunResult:
+#: validation labels given to a strategy that reads a validation split when the dataset config has none
+DEFAULT_VAL_SIZE = 100
+
+
+def _default_validation_split(cfg: DictConfig, strategy: Strategy) -> None:
+    """A strategy that reads a validation split (ISAL, RALIF) gets ``dataset.val_size=100`` when the dataset
+    has none: said once, stored in config.yaml, and counted in every curve row (``n_val``)."""
+    if strategy.needs_validation and not int(cfg.dataset.get("val_size", 0) or 0):
+        with open_dict(cfg):
+            cfg.dataset.val_size = DEFAULT_VAL_SIZE
+        _say(
+            cfg,
+            f"strategy {cfg.strategy.name} reads a validation split: dataset.val_size={DEFAULT_VAL_SIZE} "
+            "(stratified, outside the pool; counted as labels in curve.csv's n_val)",
+        )
+
+
+def _embeddings(cfg: DictConfig, device: torch.device) -> RunEmbeddings:
+    """The run's fixed embeddings (pretrained / SSL backbone features of its training images), computed on
+    first use. In frozen mode the data module holds features, so the images are loaded again then."""
+    images = cfg
+    if cfg.model.get("freeze", False):
+        images = copy.deepcopy(cfg)
+        with open_dict(images):
+            images.model.freeze = False
+    return RunEmbeddings(cfg, LazyImages(lambda: build_dataset(images)), device)
+
+
+def _initial_set(
+    cfg: DictConfig, data: ALDataModule, embeddings: RunEmbeddings, seed: int
+) -> tuple[np.ndarray, str]:
+    """The initial labeled set [init_size] and the cold start that chose it (``budget.init_strategy``)."""
+    method = init_strategy_of(cfg.budget)
+    rng = numpy_rng(seed, "init_labeled")
+    if method not in EMBEDDING_INIT:
+        return initial_labeled(data, cfg.budget, rng, balanced=method == "balanced"), method
+    kind = str(cfg.budget.get("init_embedding") or "pretrained")
+    pool = data.pool_indices
+    z = embeddings(kind)[torch.as_tensor(pool)].to(data.device)
+    pos = cold_start_positions(method, z, int(cfg.budget.init_size), rng, n_clusters=data.num_classes)
+    _say(cfg, f"cold start: {method} on the {kind} embedding chose {len(pos)} initial labels")
+    return np.sort(pool[pos]), f"{method}:{kind}"
+
+
+def _data_module(cfg: DictConfig, scenario: ScenarioPool, device: torch.device) -> ALDataModule:
+    """The scenario's view of the dataset served by index, with the validation split and the pool drawn from
+    the scenario's rows (the data module's own split would draw them from every train row)."""
+    data = ALDataModule(
+        scenario.dataset,
+        batch_size=cfg.trainer.batch_size,
+        eval_batch_size=cfg.trainer.eval_batch_size,
+        augment=cfg.trainer.get("augment"),
+        device=device,
+    )
+    val_size, val_seed = int(cfg.dataset.get("val_size", 0) or 0), int(cfg.dataset.get("val_seed", 0) or 0)
+    data.val_indices, data.pool_indices = scenario.split(val_size, val_seed)
+    return data
+
+
+def _run_locked(
+    cfg: DictConfig, store: RunStore, data: ALDataModule, strategy: Strategy, scenario: ScenarioPool
+) -> RunResult:
     """The run under its directory's lock: start afresh (``overwrite=true`` clears first) or resume, then
-    the cycles, checkpointing after each."""
+    the cycles, checkpointing after each. Each curve row ends with the ``scenario``'s columns."""
     if cfg.get("overwrite", False):
         if store.exists():
             store.clear()
     elif (done := _already_finished(store, cfg)) is not None:  # finished by another process meanwhile
         return done
     seed = int(cfg.seed)
-    pool = ActivePool(data.pool_indices, size=data.dataset.n_train)
+    pool = ActivePool(data.pool_indices, size=data.dataset.n_train, ood=scenario.ood)
+    embeddings = _embeddings(cfg, data.device)
     rows: list[dict[str, Any]] = []
     net_state: dict | None = None
     start = 0
@@ -104,8 +161,9 @@ def _run_locked(cfg: DictConfig, store: RunStore, data: ALDataModule, strategy: 
         _check_same_config(store, cfg)
         rows, net_state, start = _resume(store, cfg, pool, strategy)
         _say(cfg, f"resuming {store.dir} after cycle {start - 1}")
+        init_method = str(rows[0].get("init_strategy", init_strategy_of(cfg.budget))) if rows else ""
     else:
-        initial = initial_labeled(data, cfg.budget, numpy_rng(seed, "init_labeled"))
+        initial, init_method = _initial_set(cfg, data, embeddings, seed)
         pool.label(initial, cycle=0)
     store.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     cycles = int(cfg.budget.cycles)
@@ -118,11 +176,15 @@ def _run_locked(cfg: DictConfig, store: RunStore, data: ALDataModule, strategy: 
         if net_state is not None:
             net = _new_model(cfg, data, seed, 0)
             net.load_state_dict(net_state)
+        started = time.perf_counter()
         for cycle in range(start, cycles + 1):
-            net, row = run_cycle(cfg, data, pool, strategy, cycle, net)
+            net, row = run_cycle(cfg, data, pool, strategy, cycle, net, embeddings)
+            row.update(scenario.record(pool.bought_through(cycle)))  # the labels this cycle trained with
+            row.update(variant=str(cfg.get("variant") or ""), init_strategy=init_method)
             rows.append(row)
             tracker.log_row(row)
-            _say(cfg, format_row(row, cycles))
+            eta = (time.perf_counter() - started) / (cycle + 1 - start) * (cycles - cycle)
+            _say(cfg, format_row(row, cycles, eta))
             warm = bool(cfg.trainer.warm_start)
             store.save_state(
                 {
@@ -151,7 +213,13 @@ def _run_locked(cfg: DictConfig, store: RunStore, data: ALDataModule, strategy: 
 
 # ---- one cycle -----------------------------------------------------------------------------------------
 def run_cycle(
-    cfg: DictConfig, data: ALDataModule, pool: ActivePool, strategy: Strategy, cycle: int, net: ALNet | None
+    cfg: DictConfig,
+    data: ALDataModule,
+    pool: ActivePool,
+    strategy: Strategy,
+    cycle: int,
+    net: ALNet | None,
+    embeddings: RunEmbeddings | None = None,
 ) -> tuple[ALNet, dict[str, Any]]:
     """Train on the labeled set, evaluate, and (before the last cycle) select and label the next batch."""
     seed, cycles = int(cfg.seed), int(cfg.budget.cycles)
@@ -184,7 +252,8 @@ def run_cycle(
         "dataset": cfg.dataset.name, "model": cfg.model.name, "strategy": cfg.strategy.name,
         "budget": cfg.budget.name, "seed": seed, "cycle": cycle, "n_labeled": pool.n_labeled,
         "n_pseudo": n_pseudo, "n_val": len(data.val_indices), "test_acc": test["acc"],
-        "test_loss": test["loss"],
+        "test_loss": test["loss"], "balanced_acc": test["balanced_acc"],
+        "worst_class_acc": test["worst_class_acc"], "macro_f1": test["macro_f1"],
         "val_acc": val.get("acc", np.nan), "val_loss": val.get("loss", np.nan),
         "train_acc": module.epoch_acc, "epochs": module.current_epoch, "train_s": train_s,
         "select_s": np.nan, "eval_s": eval_s,
@@ -202,8 +271,11 @@ def run_cycle(
             rng=numpy_rng(seed, "select", cycle),
             candidates=candidates,
             dynamics=dynamics,
-            fit_model=lambda member_seed: _fit_committee_member(cfg, data, pool, member_seed, cycle),
+            fit_model=lambda member_seed, **options: _fit_committee_member(
+                cfg, data, pool, member_seed, cycle, **options
+            ),
             bf16=bf16,
+            embeddings=embeddings,
         )
         t0 = time.perf_counter()
         picked = distributed.broadcast_indices(np.asarray(strategy.select(ctx), dtype=np.int64))
@@ -283,12 +355,15 @@ def write_dispersion_diagnostic(
     run_dir: Path, cycle: int, net: ALNet, data: ALDataModule, record: dict
 ) -> None:
     """Bengar et al.'s Fig. 11 for this cycle: pool samples binned by label dispersion against the trained
-    model's accuracy on them (uses the true labels, for the diagnostic only: selection never sees them)."""
+    model's accuracy on them (uses the oracle's labels of the whole pool, for the diagnostic only: selection
+    never sees them; out-of-distribution samples, which have no right answer, are left out)."""
     history = record["history"]
+    known = (data.labels(record["indices"]) != OOD).cpu()
+    history, indices = history[known], np.asarray(record["indices"])[known.numpy()]
     if history.shape[0] == 0 or history.shape[1] == 0:
         return
     dispersion = label_dispersion(history)
-    correct = predicted_labels(net, data, record["indices"]).cpu() == data.labels(record["indices"]).cpu()
+    correct = predicted_labels(net, data, indices).cpu() == data.labels(indices).cpu()
     frame = dispersion_accuracy_bins(dispersion, correct)
     atomic_write_text(run_dir / f"diagnostics_dispersion_cycle{cycle}.csv", frame.to_csv(index=False))
     plot_dispersion_accuracy(frame, run_dir / f"diagnostics_dispersion_cycle{cycle}.png")
@@ -348,54 +423,55 @@ def _training_set(
 
 
 def _fit_committee_member(
-    cfg: DictConfig, data: ALDataModule, pool: ActivePool, member_seed: int, cycle: int
+    cfg: DictConfig,
+    data: ALDataModule,
+    pool: ActivePool,
+    member_seed: int,
+    cycle: int,
+    indices: np.ndarray | None = None,
+    **options: Any,
 ) -> ALNet:
+    """A fresh model trained with the run's recipe on the labeled set, or on global ``indices`` (duplicates
+    allowed: a bootstrap resample), initialised and shuffled from ``member_seed``; ``options`` go to
+    :func:`~al_bench.training.train_model` (posterior sources: ``epochs_fraction``, ``init_state``,
+    ``prepare``, ``early_stopping``, ``callbacks``, ``aux``)."""
     net = _new_model(cfg, data, int(member_seed), cycle)
-    train_model(cfg, net, data, pool.labeled_indices, int(member_seed), cycle, purpose="committee")
+    train_idx = pool.labeled_indices if indices is None else np.asarray(indices, dtype=np.int64)
+    train_model(cfg, net, data, train_idx, int(member_seed), cycle, purpose="committee", **options)
     return net
-
-
-def _comparable(cfg: DictConfig) -> dict:
-    c = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(c, dict)
-    for key in VOLATILE_KEYS:
-        parts = key.split(".")
-        node = c
-        for p in parts[:-1]:
-            node = node.get(p, {})
-        if isinstance(node, dict):
-            node.pop(parts[-1], None)
-    return c
 
 
 def _check_same_config(store: RunStore, cfg: DictConfig) -> None:
     if not store.config_path.exists():
         return
-    old = _comparable(OmegaConf.load(store.config_path))
-    new = _comparable(cfg)
-    if old != new:
-        diff = sorted(_diff_keys(old, new))
+    diff = config_differences(comparable(OmegaConf.load(store.config_path)), comparable(cfg))
+    if diff:
         raise ConfigMismatchError(
             f"{store.dir} holds a run with another config (differs in: {', '.join(diff[:6])}); "
             "use overwrite=true to replace it, or another paths.results_dir / strategy.name"
         )
 
 
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b), key=str):
-            out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".")]
-
-
-def format_row(row: dict[str, Any], cycles: int) -> str:
+def format_row(row: dict[str, Any], cycles: int, eta_s: float | None = None) -> str:
+    """One status line per cycle (with the run's name in a sweep, where lines of several runs interleave)."""
     sel = "" if np.isnan(row["select_s"]) else f" | select {row['select_s']:.2f}s"
+    spent = "".join(f" ({row[k]} {k[2:]})" for k in ("n_ood", "n_noisy") if row.get(k))
+    eta = "" if eta_s is None or row["cycle"] >= cycles else f" | ETA {_duration(eta_s)}"
     return (
-        f"cycle {row['cycle']:>3}/{cycles} | labeled {row['n_labeled']:>6} | test acc {row['test_acc']:.4f}"
-        f" | test loss {row['test_loss']:.4f} | train {row['train_s']:.1f}s{sel}"
+        f"{row['strategy']} seed {row['seed']} | cycle {row['cycle']:>3}/{cycles} | labeled "
+        f"{row['n_labeled']:>6}{spent} | test acc {row['test_acc']:.4f} | test loss {row['test_loss']:.4f}"
+        f" | train {row['train_s']:.1f}s{sel}{eta}"
     )
+
+
+def _duration(seconds: float) -> str:
+    """``75`` -> ``"1m15s"``, ``4000`` -> ``"1h07m"``."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def ascii_curve(curve: pd.DataFrame, width: int = 40) -> str:

@@ -27,11 +27,13 @@ except ImportError:  # Windows: no flock; runs there are not guarded against a s
     fcntl = None  # type: ignore[assignment]
 
 CURVE_COLUMNS = [
-    "dataset", "model", "strategy", "budget", "seed", "cycle", "n_labeled", "n_pseudo", "n_val",
-    "test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "epochs", "train_s", "select_s", "eval_s",
+    "dataset", "model", "strategy", "budget", "scenario", "variant", "init_strategy", "seed", "cycle",
+    "n_labeled", "n_pseudo", "n_val", "test_acc", "test_loss", "balanced_acc", "worst_class_acc", "macro_f1",
+    "val_acc", "val_loss", "train_acc", "epochs", "train_s", "select_s", "eval_s", "n_ood", "n_noisy",
+    "labeled_hist",
 ]  # fmt: skip
 #: curve.csv columns that hold names (read back as strings even when a name looks like a number).
-NAME_COLUMNS = ("dataset", "model", "strategy", "budget")
+NAME_COLUMNS = ("dataset", "model", "strategy", "budget", "scenario", "variant", "init_strategy")
 #: version of state.pt's layout; a file without it was written by an older al_bench (a pickle with numpy).
 STATE_FORMAT = 2
 _NUMPY = "__numpy__"  # tags a tensor that was a numpy array, so that loading gives the array back

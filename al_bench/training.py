@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +36,36 @@ def train_model(
     aux: torch.nn.Module | None = None,
     labels: torch.Tensor | None = None,
     purpose: str = "train",
+    epochs_fraction: float | None = None,
+    init_state: Mapping[str, torch.Tensor] | None = None,
+    prepare: Callable[[ALNet], None] | None = None,
+    early_stopping: bool = True,
 ) -> ALModule:
     """Fit ``net`` on global ``indices`` with the run's recipe; a fresh Lightning Trainer per call.
 
     ``trainer.samples_per_epoch`` (int) makes each epoch that many draws with replacement from ``indices``;
     ``trainer.early_stopping_patience`` stops on validation accuracy and restores the best epoch's weights;
     ``trainer.l2_over_n`` = c adds ``(c / N) * sum(w ** 2)`` over ``trainer.l2_params`` with N = len(indices).
+
+    Options of the posterior sources (:mod:`al_bench.posteriors`), all off by default:
+    ``epochs_fraction`` trains ``max(1, round(f * trainer.max_epochs))`` epochs (``min_epochs`` capped to it);
+    ``init_state`` loads these weights into ``net`` first (DEE members start from the base network);
+    ``prepare(net)`` then changes ``net`` in place before the optimizer sees it (BBB swaps in a Bayesian
+    head); ``early_stopping=False`` drops ``trainer.stop_at_train_acc`` and
+    ``trainer.early_stopping_patience`` (a snapshot run must finish its learning-rate cycles).
     """
     tcfg = cfg.trainer
     check_trainer_config(tcfg, len(data.val_indices))
+    max_epochs, min_epochs = int(tcfg.max_epochs), int(tcfg.get("min_epochs") or 0)
+    if epochs_fraction is not None:
+        if not 0 < float(epochs_fraction) <= 1:
+            raise ALBenchError(f"epochs_fraction must be in (0, 1], got {epochs_fraction}")
+        max_epochs = max(1, round(float(epochs_fraction) * max_epochs))
+        min_epochs = min(min_epochs, max_epochs)
+    if init_state is not None:
+        net.load_state_dict(init_state)
+    if prepare is not None:
+        prepare(net)
     torch.manual_seed(derive_seed(seed, purpose, cycle))
     generator = torch_generator(seed, "shuffle:" + purpose, cycle)
     drop_last = bool(tcfg.get("drop_last", False))
@@ -73,13 +94,13 @@ def train_model(
         l2_params=None if l2_params is None else [str(p) for p in l2_params],
     )
     all_callbacks = list(callbacks or [])
-    if tcfg.get("stop_at_train_acc"):
+    if early_stopping and tcfg.get("stop_at_train_acc"):
         all_callbacks.append(StopAtTrainAccuracy(float(tcfg.stop_at_train_acc)))
-    if tcfg.get("early_stopping_patience") is not None:
+    if early_stopping and tcfg.get("early_stopping_patience") is not None:
         all_callbacks.append(ValidationEarlyStopping(int(tcfg.early_stopping_patience), val_accuracy(data)))
     trainer = pl.Trainer(
-        max_epochs=int(tcfg.max_epochs),
-        min_epochs=int(tcfg.get("min_epochs") or 0) or None,
+        max_epochs=max_epochs,
+        min_epochs=min_epochs or None,
         accelerator="gpu" if data.device.type == "cuda" else "cpu",
         devices=tcfg.get("devices", 1),
         strategy=tcfg.get("strategy", "auto"),

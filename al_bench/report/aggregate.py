@@ -28,9 +28,11 @@ RUN_KEYS: tuple[str, ...] = (*SETTING_KEYS, "strategy", "seed")
 TEXT_COLUMNS: tuple[str, ...] = ("dataset", "model", "budget", "strategy")
 INT_COLUMNS: tuple[str, ...] = ("seed", "cycle", "n_labeled")
 REQUIRED_COLUMNS: tuple[str, ...] = (*TEXT_COLUMNS, *INT_COLUMNS, "test_acc")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("test_loss", "val_acc", "train_s", "select_s")
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "test_loss", "val_acc", "train_s", "select_s", "balanced_acc", "worst_class_acc", "macro_f1",
+)  # fmt: skip
 #: integer columns with a default for files that lack them (older runs) or leave them empty
-DEFAULTED_COLUMNS: dict[str, int] = {"n_val": 0}
+DEFAULTED_COLUMNS: dict[str, int] = {"n_val": 0, "n_ood": 0, "n_noisy": 0}
 #: setting columns with a default for files that lack them (older runs) or leave them empty
 DEFAULTED_TEXT: dict[str, str] = {"scenario": "clean", "variant": ""}
 REPORT_DIRNAME = "report"

@@ -31,9 +31,14 @@ class SelectionContext:
         candidates: global indices [N] the strategy may choose from (the unlabeled pool or a random
             subset of it when ``budget.pool_subset`` is set), ascending.
         dynamics: what training callbacks recorded this cycle, by key (e.g. ``"pool_predictions"``).
-        fit_model: ``fit_model(seed) -> ALNet`` trains a fresh model on the labeled set with the
-            run's recipe (committees); None where unavailable.
+        fit_model: ``fit_model(seed, indices=None, **options) -> ALNet`` trains a fresh model with the run's
+            recipe on the labeled set, or on the given global ``indices`` (duplicates allowed: bootstrap
+            resamples); ``options`` are :func:`al_bench.training.train_model`'s (``epochs_fraction``,
+            ``init_state``, ``prepare``, ``early_stopping``, ``callbacks``, ``aux``); committees, ensembles
+            and posterior sources; None where unavailable.
         bf16: run pool inference in bf16 autocast (CUDA only).
+        embeddings: ``embeddings(kind) -> [n_train, D]``, the run's fixed embeddings (``pretrained`` /
+            ``ssl``, :class:`al_bench.embeddings.RunEmbeddings`); None where unavailable.
     The accessors below compute pool outputs lazily, once per cycle, and cache them.
     """
 
@@ -47,8 +52,9 @@ class SelectionContext:
         rng: np.random.Generator,
         candidates: np.ndarray | None = None,
         dynamics: dict[str, Any] | None = None,
-        fit_model: Callable[[int], ALNet] | None = None,
+        fit_model: Callable[..., ALNet] | None = None,
         bf16: bool = False,
+        embeddings: Callable[[str], torch.Tensor] | None = None,
     ) -> None:
         self.model = model
         self.data = data
@@ -62,6 +68,7 @@ class SelectionContext:
         self.dynamics = dynamics or {}
         self.fit_model = fit_model
         self.bf16 = bf16
+        self.embeddings = embeddings
         self._cache: dict[Any, Any] = {}
 
     @property
@@ -76,6 +83,21 @@ class SelectionContext:
     def torch_generator(self, device: str | torch.device = "cpu") -> torch.Generator:
         """A torch.Generator seeded from ``rng`` (each call advances ``rng``)."""
         return torch_generator_from(self.rng, device)
+
+    def embedding(self, kind: str, indices: np.ndarray) -> torch.Tensor:
+        """Embedding [n, D] (float32, CPU) of global ``indices``: ``model`` = the penultimate features of
+        ``model`` (the candidates' and labeled set's are cached), ``pretrained`` / ``ssl`` = rows of the run's
+        fixed embedding (see :mod:`al_bench.embeddings`)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if kind == "model":
+            if np.array_equal(indices, self.candidates):
+                return self.features()
+            if np.array_equal(indices, self.labeled):
+                return self.labeled_features()
+            return logits_and_features(self.model, self.data, indices, bf16=self.bf16)[1]
+        if self.embeddings is None:
+            raise ALBenchError(f"embedding={kind} is not available in this selection (no run embeddings)")
+        return self.embeddings(kind)[torch.as_tensor(indices)]
 
     def _outputs(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
         indices = self.candidates if which == "candidates" else self.labeled
@@ -107,7 +129,8 @@ class SelectionContext:
         return self._outputs("labeled")[1]
 
     def labeled_labels(self) -> torch.Tensor:
-        """True labels [L] of the labeled set (CPU)."""
+        """The oracle's labels [L] of the labeled set (CPU): what was bought, noisy under
+        ``scenario=label_noise``; the data module holds the oracle's answers, never a hidden truth."""
         return self.data.labels(self.labeled).cpu()
 
     def mc_posterior(self, n_samples: int) -> MCDropoutPosterior:
@@ -137,6 +160,25 @@ class SelectionContext:
         if key not in self._cache:
             self._cache[key] = posterior.probs(self.data, self.candidates)
         return self._cache[key]
+
+    def posterior_probs(self, source: Any, n_samples: int, indices: np.ndarray | None = None) -> torch.Tensor:
+        """Probabilities [N, T, C] (float32, CPU) of T = ``n_samples`` consistent functions from ``source`` (a
+        :class:`al_bench.posteriors.base.PosteriorSource`: MC dropout, an ensemble, snapshots, ...).
+
+        The functions are drawn (networks trained) once per selection and (source, T); every index set scored
+        through them gets joint samples of the same T functions. ``indices``: global indices to score
+        (default: the candidates, cached).
+        """
+        key = ("posterior", source.key, int(n_samples))
+        if key not in self._cache:
+            self._cache[key] = source.draw(self, int(n_samples))
+        posterior = self._cache[key]
+        if indices is not None:
+            return posterior.probs(self.data, np.asarray(indices, dtype=np.int64))
+        probs_key = ("posterior_probs", source.key, int(n_samples))
+        if probs_key not in self._cache:
+            self._cache[probs_key] = posterior.probs(self.data, self.candidates)
+        return self._cache[probs_key]
 
 
 class Strategy:

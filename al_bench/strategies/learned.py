@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -11,11 +11,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from al_bench.data.base import ALDataModule
+from al_bench.embeddings import check_embedding
 from al_bench.models.base import ALNet
 from al_bench.models.loss_prediction import LossPredictionModule
 from al_bench.ops.cal import cal_scores
 from al_bench.ops.clustering import diverse_minibatch_select, typiclust_select
 from al_bench.ops.uncertainty import entropy, margin
+from al_bench.strategies.adversarial import endless_batches, kaiming_init, latent_discriminator
 from al_bench.strategies.base import ScoreStrategy, SelectionContext, Strategy, top_k
 
 
@@ -114,7 +116,7 @@ class _ConvVAE(nn.Module):
             ]
         dec.append(nn.ConvTranspose2d(chans[0], c, 1))
         self.decoder = nn.Sequential(*dec)
-        _kaiming_init(self.encoder, self.decoder)
+        kaiming_init(self.encoder, self.decoder)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar), each [B, latent]."""
@@ -142,7 +144,7 @@ class _MLPVAE(nn.Module):
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, 256), nn.ReLU(True), nn.Linear(256, 512), nn.ReLU(True), nn.Linear(512, d)
         )
-        _kaiming_init(self.encoder, self.decoder)
+        kaiming_init(self.encoder, self.decoder)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encoder(x)
@@ -159,49 +161,11 @@ def _vae_forward(vae: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return vae.decode(z), mu, logvar
 
 
-def _discriminator(latent_dim: int) -> nn.Sequential:
-    """The authors' adversary: latent -> 512 -> 512 -> 512 -> 512 -> 1 with ReLUs; outputs a logit
-    (their Sigmoid + BCELoss is folded into BCEWithLogits: same objective, numerically safer)."""
-    layers: list[nn.Module] = []
-    for d_in in (latent_dim, 512, 512, 512):
-        layers += [nn.Linear(d_in, 512), nn.ReLU(True)]
-    net = nn.Sequential(*layers, nn.Linear(512, 1))
-    _kaiming_init(net)
-    return net
-
-
-def _kaiming_init(*blocks: nn.Module) -> None:
-    """As the authors: Kaiming-normal weights and zero biases for Linear and Conv2d inside the blocks, BN to
-    (1, 0); transposed convolutions and the separate mu/logvar layers keep PyTorch's default init."""
-    for block in blocks:
-        for m in block.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
-                nn.init.kaiming_normal_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-
 def _vae_loss(x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float):
     """The authors' VAE loss: mean squared error (mean over elements) + beta * KL, KL summed over the batch
     and latent dims (as their code; not averaged)."""
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
     return F.mse_loss(recon, x) + beta * kl
-
-
-def _endless_batches(
-    indices: np.ndarray, batch_size: int, generator: torch.Generator, drop_last: bool
-) -> Iterator[torch.Tensor]:
-    """Reshuffled passes over ``indices`` forever, in batches of min(batch_size, len(indices))."""
-    idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-    b = min(batch_size, len(idx))
-    stop = len(idx) - len(idx) % b if drop_last else len(idx)
-    while True:
-        perm = idx[torch.randperm(len(idx), generator=generator)]
-        for s in range(0, stop, b):
-            yield perm[s : s + b]
 
 
 class VAAL(Strategy):
@@ -281,7 +245,7 @@ class VAAL(Strategy):
             if cuda:
                 torch.cuda.default_generators[index].manual_seed(seed)
             vae = self._build_vae(ctx.data.in_shape).to(ctx.device)
-            disc = _discriminator(self.latent_dim).to(ctx.device)
+            disc = latent_discriminator(self.latent_dim).to(ctx.device)
             self._train(ctx, vae, disc, batch_gen, aug_gen)
             logits = self._discriminator_logits(ctx, vae, disc)
         return ctx.candidates[top_k(-logits, ctx.budget, ctx.rng)]
@@ -295,8 +259,8 @@ class VAAL(Strategy):
         aug_gen: torch.Generator,
     ) -> None:
         data = ctx.data
-        labeled = _endless_batches(ctx.labeled, self.batch_size, batch_gen, drop_last=True)
-        unlabeled = _endless_batches(ctx.candidates, self.batch_size, batch_gen, drop_last=False)
+        labeled = endless_batches(ctx.labeled, self.batch_size, batch_gen, drop_last=True)
+        unlabeled = endless_batches(ctx.candidates, self.batch_size, batch_gen, drop_last=False)
 
         def draw() -> tuple[torch.Tensor, torch.Tensor]:
             xl = data.get_batch(next(labeled), augment=data.augment, generator=aug_gen)[0]
@@ -394,8 +358,9 @@ class TypiClust(Strategy):
     labeled points (:func:`al_bench.ops.clustering.typiclust_select`, ``k_neighbors`` for typicality,
     clusters of size <= ``min_cluster_size`` skipped, as the authors' code).
 
-    The authors cluster self-supervised (SimCLR / DINO) embeddings; here the features are the penultimate
-    features of the trained model (no self-supervised encoder is part of the benchmark), L2-normalised as
+    The authors cluster self-supervised (SimCLR / DINO) embeddings: ``embedding: ssl`` (an encoder of
+    ``python -m al_bench.pretrain``); ``pretrained`` clusters a frozen pretrained backbone's features and
+    ``model`` the trained model's penultimate features (see :mod:`al_bench.embeddings`); L2-normalised as
     their feature loader does (``normalize``).
     """
 
@@ -405,14 +370,17 @@ class TypiClust(Strategy):
         max_clusters: int = 500,
         min_cluster_size: int = 5,
         normalize: bool = True,
+        embedding: str = "model",
     ) -> None:
         self.k_neighbors = int(k_neighbors)
         self.max_clusters = int(max_clusters)
         self.min_cluster_size = int(min_cluster_size)
         self.normalize = bool(normalize)
+        self.embedding = check_embedding(embedding, "typiclust")
 
     def select(self, ctx: SelectionContext) -> np.ndarray:
-        lab, cand = ctx.labeled_features(), ctx.features()
+        lab = ctx.embedding(self.embedding, ctx.labeled)
+        cand = ctx.embedding(self.embedding, ctx.candidates)
         feats = torch.cat([lab, cand]).float()
         if self.normalize:
             feats = F.normalize(feats, dim=1)

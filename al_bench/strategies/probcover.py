@@ -6,23 +6,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from al_bench.embeddings import check_embedding
 from al_bench.errors import ALBenchError
-from al_bench.inference import logits_and_features
 from al_bench.ops.clustering import kmeans
 from al_bench.ops.probcover import DELTA_GRID, choose_delta, delta_ball_graph, max_coverage
 from al_bench.strategies.base import SelectionContext, Strategy
-
-#: embeddings ProbCover may run on; only ``model`` exists so far.
-EMBEDDINGS = ("model", "ssl", "pretrained")
 
 
 class ProbCover(Strategy):
     """ProbCover: query the candidates whose delta-balls cover the most points not yet covered.
 
-    1. Embedding: the trained model's penultimate features, L2-normalised (``embedding: model``, as
-       :class:`~al_bench.strategies.learned.TypiClust`). The authors embed with self-supervised features
-       (SimCLR / DINO, also L2-normalised); ``ssl`` and ``pretrained`` are refused until the benchmark has
-       such representations.
+    1. Embedding, L2-normalised: ``embedding: model`` = the trained model's penultimate features (as
+       :class:`~al_bench.strategies.learned.TypiClust`), ``ssl`` = a SimCLR encoder trained on the pool
+       (``python -m al_bench.pretrain``; the authors' setting: SimCLR / DINO features), ``pretrained`` = a
+       frozen pretrained backbone (``embeddings.pretrained``); see :mod:`al_bench.embeddings`.
     2. Nodes: labeled + every unlabeled pool point (the authors' lSet + uSet) while that is at most
        ``max_points``; above it, labeled + candidates only (the delta-ball graph costs O(N^2) distances). Only
        candidates may be picked; the other unlabeled points (when ``budget.pool_subset`` is set) still count
@@ -53,14 +50,7 @@ class ProbCover(Strategy):
         embedding: str = "model",
         max_points: int = 50000,
     ) -> None:
-        if embedding not in EMBEDDINGS:
-            raise ALBenchError(
-                f"probcover embedding={embedding!r} is unknown: choose one of {list(EMBEDDINGS)}"
-            )
-        if embedding != "model":
-            raise ALBenchError(
-                f"probcover embedding={embedding!r} is not available yet: see the representations issue"
-            )
+        check_embedding(embedding, "probcover")
         if delta is not None and not float(delta) >= 0:
             raise ALBenchError(f"probcover delta must be >= 0 or null (choose by purity), got {delta}")
         if not 0.0 < float(alpha) <= 1.0:
@@ -84,9 +74,9 @@ class ProbCover(Strategy):
         extra = np.setdiff1d(ctx.pool.unlabeled_indices, cand)
         if len(lab) + len(cand) + len(extra) > self.max_points:
             extra = extra[:0]
-        parts = [ctx.labeled_features(), ctx.features()]
+        parts = [ctx.embedding(self.embedding, lab), ctx.embedding(self.embedding, cand)]
         if len(extra):
-            parts.append(logits_and_features(ctx.model, ctx.data, extra, bf16=ctx.bf16)[1])
+            parts.append(ctx.embedding(self.embedding, extra))
         z = F.normalize(torch.cat(parts).float(), dim=1)
         return np.concatenate([lab, cand, extra]).astype(np.int64), z, len(lab), len(cand)
 

@@ -55,10 +55,10 @@ def test_resume_after_crash_gives_the_uninterrupted_curve(make_cfg, tmp_path, mo
 
     real_run_cycle = loop.run_cycle
 
-    def crash_in_cycle_2(cfg, data, pool, strategy, cycle, net):
+    def crash_in_cycle_2(cfg, data, pool, strategy, cycle, net, *rest):
         if cycle == 2:
             raise KeyboardInterrupt("simulated kill")
-        return real_run_cycle(cfg, data, pool, strategy, cycle, net)
+        return real_run_cycle(cfg, data, pool, strategy, cycle, net, *rest)
 
     monkeypatch.setattr(loop, "run_cycle", crash_in_cycle_2)
     cfg = make_cfg(*common, f"paths.run_dir={tmp_path}/crash")
@@ -125,3 +125,12 @@ def test_diagnostics_write_dispersion_bins_for_any_strategy(make_cfg):
 def test_drop_last_option_runs_through_the_loop(make_cfg):
     result = run(make_cfg("trainer.drop_last=true", "trainer.batch_size=5", "budget.cycles=1"))
     assert result.curve["n_labeled"].tolist() == [8, 12]
+
+
+def test_a_strategy_that_reads_validation_gets_a_default_split_counted_as_labels(make_cfg, capsys):
+    cfg = make_cfg("strategy=isal", "budget.cycles=1", "verbose=true", "strategy.params=last_layer")
+    result = run(cfg)
+    assert "dataset.val_size=100" in capsys.readouterr().out
+    assert (result.curve["n_val"] == 100).all() and result.curve["val_acc"].notna().all()
+    again = run(make_cfg("strategy=isal", "budget.cycles=1", "strategy.params=last_layer"))
+    assert again.status == "already_finished"  # the default is applied before the resume check

@@ -34,10 +34,10 @@ def crashed_run(make_cfg, monkeypatch, *overrides: str, at: int = 1) -> DictConf
     cfg = make_cfg(*overrides)
     real_run_cycle = loop.run_cycle
 
-    def crash(cfg_, data, pool, strategy, cycle, net):
+    def crash(cfg_, data, pool, strategy, cycle, net, *rest):
         if cycle == at:
             raise KeyboardInterrupt("simulated kill")
-        return real_run_cycle(cfg_, data, pool, strategy, cycle, net)
+        return real_run_cycle(cfg_, data, pool, strategy, cycle, net, *rest)
 
     with monkeypatch.context() as m:
         m.setattr(loop, "run_cycle", crash)
@@ -243,6 +243,7 @@ def test_cli_unreadable_state_is_one_line_without_traceback(make_cfg, monkeypatc
     cfg = crashed_run(make_cfg, monkeypatch)
     truncate_state(cfg)
     overrides = [*TINY, f"paths.results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/hydra"]
+    overrides.append("variant=")  # the directory crashed_run used: no variant suffix
     proc = subprocess.run(
         [PYTHON, "-m", "al_bench", *overrides],
         cwd=ROOT,

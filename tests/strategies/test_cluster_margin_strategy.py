@@ -214,10 +214,10 @@ def test_resumed_run_picks_as_the_uninterrupted_one_without_clustering_again(mak
 
     real_run_cycle = loop.run_cycle
 
-    def crash_in_cycle_2(cfg, data, pool, strategy, cycle, net):
+    def crash_in_cycle_2(cfg, data, pool, strategy, cycle, net, *rest):
         if cycle == 2:
             raise KeyboardInterrupt("simulated kill")
-        return real_run_cycle(cfg, data, pool, strategy, cycle, net)
+        return real_run_cycle(cfg, data, pool, strategy, cycle, net, *rest)
 
     monkeypatch.setattr(loop, "run_cycle", crash_in_cycle_2)
     cfg = make_cfg(*common, f"paths.run_dir={tmp_path}/crash")

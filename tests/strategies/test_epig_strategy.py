@@ -188,7 +188,8 @@ def test_config_instantiates():
 @pytest.mark.slow
 def test_cli_two_cycles_on_the_default_digits(tmp_path):
     proc = subprocess.run(
-        [PYTHON, "-m", "al_bench", "strategy=epig", "budget.cycles=2", f"paths.results_dir={tmp_path}", "variant="],
+        [PYTHON, "-m", "al_bench", "strategy=epig", "budget.cycles=2", f"paths.results_dir={tmp_path}",
+         "variant="],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -171,10 +171,37 @@ def test_other_unlabeled_points_count_as_points_to_cover():
     assert len(restricted) > 1 and restricted <= {1, 5, 9}
 
 
-@pytest.mark.parametrize("embedding", ["ssl", "pretrained"])
-def test_other_embeddings_are_not_available_yet(make_cfg, embedding):
-    with pytest.raises(ALBenchError, match="not available yet: see the representations issue") as err:
-        build_strategy(make_cfg("strategy=probcover", f"strategy.embedding={embedding}"))
+def test_fixed_embeddings_replace_the_models_features():
+    """The clump geometry of test_other_unlabeled_points_count_as_points_to_cover lives only in the run's
+    fixed embedding (the model sees shuffled inputs): embedding=pretrained (or ssl) finds the clump's middle,
+    embedding=model does not; an unknown kind is refused with the valid ones."""
+    geometry = torch.tensor(
+        [[1.0, 0.0], [0.0, 1.0]] + [[-1.0, 0.05 * i] for i in range(-3, 4)] + [[-1.0, -1.0]]
+    )
+    shuffled = geometry[torch.tensor([9, 5, 0, 1, 2, 3, 4, 6, 7, 8])]  # what the model's features say
+    y = torch.zeros(len(geometry), dtype=torch.long)
+    data = ALDataModule(ArrayDataset("t", shuffled, y, shuffled[:2], y[:2], num_classes=2), batch_size=4)
+    pool = ActivePool(data.pool_indices, size=len(geometry))
+    pool.label(np.array([0]), cycle=0)
+    cand = np.array([1, 5, 9])
+    asked: list[str] = []
+
+    def embeddings(kind: str) -> torch.Tensor:
+        asked.append(kind)
+        return geometry
+
+    def pick(seed: int, embedding: str) -> int:
+        ctx = SelectionContext(
+            IdentityNet(2, 2), data, pool, 1, 0, np.random.default_rng(seed), candidates=cand,
+            embeddings=embeddings,
+        )  # fmt: skip
+        return int(ProbCover(delta=0.2, embedding=embedding).select(ctx)[0])
+
+    assert {pick(s, "pretrained") for s in range(6)} == {5} and {pick(s, "ssl") for s in range(6)} == {5}
+    assert set(asked) == {"pretrained", "ssl"}
+    assert {pick(s, "model") for s in range(6)} != {5}
+    with pytest.raises(ALBenchError, match="model, pretrained, ssl") as err:
+        ProbCover(embedding="dino")
     assert "\n" not in str(err.value)
 
 
@@ -191,7 +218,8 @@ def test_bad_options_are_one_line_errors(make_cfg):
 def test_cli_two_cycles_on_the_default_digits(tmp_path: Path):
     start = time.perf_counter()
     proc = subprocess.run(
-        [PYTHON, "-m", "al_bench", "strategy=probcover", "budget.cycles=2", f"paths.results_dir={tmp_path}", "variant="],
+        [PYTHON, "-m", "al_bench", "strategy=probcover", "budget.cycles=2", f"paths.results_dir={tmp_path}",
+         "variant="],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
