@@ -7,11 +7,11 @@ ARGS   ?=
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 
 .DEFAULT_GOAL := help
-TABLES := dispersion isal ralif badge ji dbal dbal-digits batchbald suite-digits suite-fmnist
+TABLES := dispersion isal ralif badge ji dbal dbal-digits batchbald suite-digits suite-fmnist suite-fmnist-frozen
 SMOKE  ?=
 SMOKE_FLAG := $(if $(filter 1 true yes,$(SMOKE)),--smoke,)
 
-.PHONY: help setup run test test-slow test-all lint format bench suite-digits suite-fmnist report smoke-tables \
+.PHONY: help setup run test test-slow test-all lint format bench suite-digits suite-fmnist suite-fmnist-frozen report smoke-tables \
         table-dispersion table-isal table-ralif table-badge table-dbal table-dbal-digits table-ji table-batchbald \
         clean
 
@@ -19,7 +19,7 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_ -]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
 # Peer implementations that tests compare with (skipped where absent): baal and scikit-activeml, without extras.
-PEERS := baal==2.1.0 structlog==22.3.0 scikit-activeml==1.0.1 makefun==1.16.0
+PEERS := baal==2.1.0 structlog==22.3.0 scikit-activeml==1.0.1 makefun==1.16.0 efficientnet-lite-pytorch==0.1.0
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ suite-digits: setup ## every strategy x 5 seeds on the bundled digits -> results
 
 suite-fmnist: setup ## every strategy x 3 seeds on Fashion-MNIST (Debian's dataset-fashion-mnist) -> results/fashion_mnist/
 	$(BIN)/python scripts/table.py suite-fmnist $(SMOKE_FLAG) $(ARGS)
+
+suite-fmnist-frozen: setup ## every strategy x 5 seeds on Fashion-MNIST, frozen EfficientNet-Lite0 features + linear head -> results/fashion_mnist_frozen/
+	$(BIN)/python scripts/table.py suite-fmnist-frozen $(SMOKE_FLAG) $(ARGS)
 
 table-dbal-digits: setup ## the DBAL protocol shape on digits, 5 seeds: labels needed for 90% / 95%
 	$(BIN)/python scripts/table.py dbal-digits $(SMOKE_FLAG) $(ARGS)

@@ -44,6 +44,11 @@ CPU_SIZED = {
 FMNIST_CPU_SIZED = {
     "vaal": ["strategy.epochs=2", "strategy.width=16"],
     "batchbald": ["strategy.num_joint_samples=2000", "strategy.max_candidates=500"],
+    "suggestive_annotation": ["strategy.n_members=2"],  # each member is a full 20-epoch LeNet training
+}
+#: the frozen suite trains a linear head on cached features: only BatchBALD's greedy needs sizing there
+FROZEN_CPU_SIZED = {
+    "batchbald": ["strategy.num_joint_samples=2000", "strategy.max_candidates=500"],
 }
 
 
@@ -156,6 +161,10 @@ TABLES: dict[str, Table] = {
     "suite-fmnist": Table(
         "fmnist_suite", ALL_STRATEGIES, 3, "results/fashion_mnist", strategy_overrides=FMNIST_CPU_SIZED
     ),
+    "suite-fmnist-frozen": Table(
+        "fmnist_frozen_suite", [s for s in ALL_STRATEGIES if s != "bait"], 5, "results/fashion_mnist_frozen",
+        strategy_overrides=FROZEN_CPU_SIZED,
+    ),
 }  # fmt: skip
 
 
@@ -222,6 +231,8 @@ def smoke_overrides(cfg, data_dir: Path) -> list[str]:
     if "fallback_dir" in cfg.dataset:
         out.append("dataset.fallback_dir=null")  # read the tiny files, never a system-wide copy
     out += [f"trainer.{k}={v}" for k, v in SMOKE_TRAINER.items() if cfg.trainer.get(k)]
+    if cfg.model.get("freeze"):
+        out.append(f"paths.cache_dir={data_dir}/feature_cache")  # the tiny files' features only
     return out
 
 
