@@ -11,7 +11,7 @@ TABLES := dispersion isal ralif badge ji dbal dbal-digits batchbald suite-digits
 SMOKE  ?=
 SMOKE_FLAG := $(if $(filter 1 true yes,$(SMOKE)),--smoke,)
 
-.PHONY: help setup run test test-slow test-all lint format bench suite-digits suite-fmnist suite-fmnist-frozen report smoke-tables \
+.PHONY: help setup run pretrain test test-slow test-all lint format bench suite-digits suite-fmnist suite-fmnist-frozen report smoke-tables \
         table-dispersion table-isal table-ralif table-badge table-dbal table-dbal-digits table-ji table-batchbald \
         clean
 
@@ -32,6 +32,9 @@ setup: $(STAMP) ## create .venv and install al_bench with dev extras (no-op when
 
 run: setup ## one AL run on the bundled digits (python -m al_bench $(ARGS))
 	$(BIN)/python -m al_bench $(ARGS)
+
+pretrain: setup ## SimCLR encoder on the training images, no labels (digits: ~1.5 min on one core) -> results/runs/ssl/
+	$(BIN)/python -m al_bench.pretrain $(ARGS)
 
 test: setup ## the default test suite (slow tests excluded)
 	$(PYTEST) -m "not slow" $(ARGS)

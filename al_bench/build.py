@@ -81,8 +81,7 @@ def _dataset_stats(cfg: DictConfig) -> tuple[Sequence[float] | None, Sequence[fl
 
 def is_frozen(cfg: DictConfig) -> bool:
     """True when the run trains a head on cached backbone features (``model.freeze=true``)."""
-    model = cfg.get("model")
-    return bool(model is not None and model.get("freeze", False))
+    return bool((cfg.get("model") or {}).get("freeze", False))
 
 
 def _model_target(cfg: DictConfig) -> Any:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import al_bench.pretrain.archs  # noqa: F401  (registers the CIFAR-stem ResNets of ssl=simclr_paper with timm)
 from al_bench.errors import ALBenchError
 from al_bench.representations.weights import WeightsFile, load_backbone_weights, read_weights
 

@@ -62,3 +62,29 @@ def test_init_strategy_defaults_follow_init_balanced():
     )
     with pytest.raises(ALBenchError, match="random, balanced, typiclust, probcover, kmeans"):
         init_strategy_of(OmegaConf.create({"init_strategy": "coreset"}))
+
+
+@pytest.mark.slow
+def test_ssl_cold_start_and_typiclust_on_an_encoder_checkpoint(make_cfg, tmp_path):
+    """A run whose initial set and TypiClust selections come from an SSL encoder file: the features are
+    extracted once into the cache, the curve says which cold start chose the initial set, and a second run
+    with another seed reuses the cached features."""
+    from al_bench.loop import run
+    from al_bench.pretrain.checkpoint import save_encoder
+    from al_bench.pretrain.simclr import create_encoder
+
+    torch.manual_seed(0)
+    encoder = save_encoder(
+        tmp_path / "encoder.pt", create_encoder("test_resnet", 1), arch="test_resnet", in_chans=1,
+        input_size=16, mean=[0.0], std=[1.0], config="", epoch=0,
+    )  # fmt: skip
+    common = ["strategy=typiclust", "strategy.embedding=ssl", "budget.init_strategy=kmeans",
+              "budget.init_embedding=ssl", f"embeddings.ssl={encoder}", f"paths.cache_dir={tmp_path}/cache",
+              "budget.cycles=1"]  # fmt: skip
+    first = run(make_cfg(*common, "seed=0")).curve
+    assert (first["init_strategy"] == "kmeans:ssl").all() and first["n_labeled"].tolist() == [8, 12]
+    cached = sorted((tmp_path / "cache").rglob("*.pt"))
+    assert len(cached) == 1
+    mtime = cached[0].stat().st_mtime_ns
+    run(make_cfg(*common, "seed=1"))
+    assert sorted((tmp_path / "cache").rglob("*.pt")) == cached and cached[0].stat().st_mtime_ns == mtime
