@@ -46,6 +46,10 @@ FMNIST_CPU_SIZED = {
     "batchbald": ["strategy.num_joint_samples=2000", "strategy.max_candidates=500"],
     "suggestive_annotation": ["strategy.n_members=2"],  # each member is a full 20-epoch LeNet training
 }
+#: the realistic-pool suite: a CPU-sized subset of the Fashion-MNIST suite's strategies under each scenario
+REALISTIC_STRATEGIES = [
+    "random", "entropy", "margin", "badge", "coreset", "bald", "typiclust", "label_dispersion",
+]  # fmt: skip
 #: the frozen suite trains a linear head on cached features: only BatchBALD's greedy needs sizing there
 FROZEN_CPU_SIZED = {
     "batchbald": ["strategy.num_joint_samples=2000", "strategy.max_candidates=500"],
@@ -161,6 +165,15 @@ TABLES: dict[str, Table] = {
     "suite-fmnist": Table(
         "fmnist_suite", ALL_STRATEGIES, 3, "results/fashion_mnist", strategy_overrides=FMNIST_CPU_SIZED
     ),
+    "suite-fmnist-realistic": Table(
+        "fmnist_suite", REALISTIC_STRATEGIES, 3, "results/fashion_mnist_realistic",
+        sweeps={
+            "imbalanced_rho10": Sweep(["scenario=imbalanced", "scenario.rho=10", "variant=rho10"]),
+            "imbalanced_rho100": Sweep(["scenario=imbalanced", "scenario.rho=100", "variant=rho100"]),
+            "label_noise_eta0.2": Sweep(["scenario=label_noise", "scenario.eta=0.2", "variant=eta0.2"]),
+            "open_set_0.3": Sweep(["scenario=open_set", "scenario.ood_fraction=0.3", "variant=ood0.3"]),
+        },
+    ),
     "suite-fmnist-frozen": Table(
         "fmnist_frozen_suite", [s for s in ALL_STRATEGIES if s != "bait"], 5, "results/fashion_mnist_frozen",
         strategy_overrides=FROZEN_CPU_SIZED,
@@ -179,6 +192,7 @@ SMOKE_SIZES = {
 }
 SMOKE_POOL_SUBSET = 20  # where the protocol scores a pool subset
 SMOKE_VAL_SIZE = 10  # where the protocol has a validation split
+SMOKE_RHO = 2  # imbalanced pools: the tiny files hold 4 images per class
 #: strategy options shrunk where the strategy has them (MC passes, committee, LiSSA, joint samples, VAAL)
 SMOKE_STRATEGY = {
     "n_samples": 3, "committee_size": 2, "steps": 2, "repeats": 1, "num_joint_samples": 64,
@@ -231,6 +245,9 @@ def smoke_overrides(cfg, data_dir: Path) -> list[str]:
     if "fallback_dir" in cfg.dataset:
         out.append("dataset.fallback_dir=null")  # read the tiny files, never a system-wide copy
     out += [f"trainer.{k}={v}" for k, v in SMOKE_TRAINER.items() if cfg.trainer.get(k)]
+    scenario = cfg.get("scenario") or {}
+    if scenario.get("rho") is not None:  # a handful of images per class: a long tail would empty classes
+        out.append(f"scenario.rho={SMOKE_RHO}")
     if cfg.model.get("freeze"):
         out.append(f"paths.cache_dir={data_dir}/feature_cache")  # the tiny files' features only
     return out
