@@ -45,7 +45,7 @@ FMNIST_CPU_SIZED = {
     "vaal": ["strategy.epochs=2", "strategy.width=16"],
     "batchbald": ["strategy.num_joint_samples=2000", "strategy.max_candidates=500"],
     "suggestive_annotation": ["strategy.n_members=2"],  # each member is a full 20-epoch LeNet training
-    "mal": ["strategy.epochs=2", "strategy.width=16"],  # as VAAL: width auto (98 on 28x28) took > 20 min/cycle
+    "mal": ["strategy.epochs=2", "strategy.width=16"],  # as VAAL: width auto (98 px) took > 20 min/cycle
 }
 #: the realistic-pool suite: a CPU-sized subset of the Fashion-MNIST suite's strategies under each scenario
 REALISTIC_STRATEGIES = [
