@@ -256,10 +256,14 @@ def smoke_overrides(cfg, data_dir: Path) -> list[str]:
 
 def smoke_strategy_overrides(strategy: str) -> list[str]:
     """The strategy's expensive options (those it has, from its yaml) shrunk to smoke size."""
+    import hydra.utils
     import yaml
 
     options = yaml.safe_load((ROOT / "configs" / "strategy" / f"{strategy}.yaml").read_text()) or {}
-    return [f"strategy.{k}={v}" for k, v in SMOKE_STRATEGY.items() if k in options]
+    out = [f"strategy.{k}={v}" for k, v in SMOKE_STRATEGY.items() if k in options]
+    if getattr(hydra.utils.get_class(options["_target_"]), "needs_validation", False):
+        out.append(f"dataset.val_size={SMOKE_VAL_SIZE}")  # the default split (100) exceeds the tiny files
+    return out
 
 
 def write_smoke_data(cfg, rng_seed: int = 0) -> None:
