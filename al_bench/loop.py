@@ -32,7 +32,7 @@ from al_bench.run_identity import comparable, config_differences
 from al_bench.scenarios import OOD, ScenarioPool, build_scenario
 from al_bench.seeding import derive_seed, numpy_rng, torch_generator
 from al_bench.strategies.base import SelectionContext, Strategy
-from al_bench.tracking import make_tracker
+from al_bench.tracking import format_duration, make_tracker
 from al_bench.training import check_trainer_config, quiet_lightning, resolve_device, train_model
 
 
@@ -456,22 +456,12 @@ def format_row(row: dict[str, Any], cycles: int, eta_s: float | None = None) -> 
     """One status line per cycle (with the run's name in a sweep, where lines of several runs interleave)."""
     sel = "" if np.isnan(row["select_s"]) else f" | select {row['select_s']:.2f}s"
     spent = "".join(f" ({row[k]} {k[2:]})" for k in ("n_ood", "n_noisy") if row.get(k))
-    eta = "" if eta_s is None or row["cycle"] >= cycles else f" | ETA {_duration(eta_s)}"
+    eta = "" if eta_s is None or row["cycle"] >= cycles else f" | ETA {format_duration(eta_s)}"
     return (
         f"{row['strategy']} seed {row['seed']} | cycle {row['cycle']:>3}/{cycles} | labeled "
         f"{row['n_labeled']:>6}{spent} | test acc {row['test_acc']:.4f} | test loss {row['test_loss']:.4f}"
         f" | train {row['train_s']:.1f}s{sel}{eta}"
     )
-
-
-def _duration(seconds: float) -> str:
-    """``75`` -> ``"1m15s"``, ``4000`` -> ``"1h07m"``."""
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def ascii_curve(curve: pd.DataFrame, width: int = 40) -> str:

@@ -85,3 +85,9 @@ def make_tracker(cfg: DictConfig, run_dir: Path) -> Tracker:
     if name == "wandb":
         return WandbTracker(cfg, run_dir) if distributed.is_main() else Tracker()
     raise ALBenchError(f"unknown logger {name!r}; valid: csv, wandb")
+
+
+def format_duration(seconds: float) -> str:
+    """A remaining time for progress lines: ``75`` -> ``"1m15s"``, ``4000`` -> ``"1h06m"``."""
+    s = max(0, int(round(seconds)))
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

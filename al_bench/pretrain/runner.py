@@ -24,6 +24,7 @@ from al_bench.pretrain.checkpoint import load_state, plain_state_dict, save_enco
 from al_bench.pretrain.simclr import SimCLRNet, build_simclr, check_arch, cosine_lr, train_epoch
 from al_bench.results import RunLock, atomic_write_text
 from al_bench.seeding import torch_generator
+from al_bench.tracking import format_duration
 
 STATE_FILE = "train_state.pt"
 ENCODER_FILE = "encoder.pt"
@@ -179,11 +180,6 @@ def _say(cfg: DictConfig, line: str) -> None:
         print(line, flush=True)
 
 
-def _clock(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
 def _finished(cfg: DictConfig, run_dir: Path, config_yaml: str) -> PretrainResult | None:
     """The finished run in ``run_dir`` (None if there is none yet); ConfigMismatchError if its state was
     written for another configuration."""
@@ -309,7 +305,7 @@ def _run_locked(
         _say(
             cfg,
             f"ssl epoch {epoch + 1:>{len(str(epochs))}}/{epochs}  loss {loss:.4f}  lr {lr:.4g}  "
-            f"{seconds:.1f} s  ETA {_clock(eta)}",
+            f"{seconds:.1f} s  ETA {format_duration(eta)}",
         )
     if stop < epochs:
         _say(
