@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -62,6 +63,21 @@ class ALModule(pl.LightningModule):
         self._loss_sum: torch.Tensor | None = None
         self._correct: torch.Tensor | None = None
         self._seen = 0
+        # Set when :func:`al_bench.plain_fit.plain_fit` drives the fit instead of a Lightning Trainer.
+        self._plain_trainer: Any = None
+        self._plain_scheduler: Any = None
+
+    def attach_plain_trainer(self, trainer: Any, scheduler: Any) -> None:
+        """Let :func:`al_bench.plain_fit.plain_fit` drive this module: ``current_epoch`` and the epoch-end
+        scheduler step then read ``trainer`` (a :class:`~al_bench.plain_fit.PlainTrainer`), ``scheduler``."""
+        self._plain_trainer, self._plain_scheduler = trainer, scheduler
+
+    @property
+    def current_epoch(self) -> int:
+        """The epoch being trained; after a fit, the number of epochs run (either engine)."""
+        if self._plain_trainer is not None:
+            return int(self._plain_trainer.current_epoch)
+        return super().current_epoch
 
     # ---- epoch statistics ------------------------------------------------------------------------------
     @property
@@ -96,8 +112,12 @@ class ALModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> dict:
-        x, y, index = batch
+    def loss_and_logits(
+        self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], epoch: int, max_epochs: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mean loss [], per-sample cross-entropy [B], logits [B, C]) of one batch; the auxiliary module's
+        loss (which may depend on ``epoch`` of ``max_epochs``) is added to the mean."""
+        x, y, _ = batch
         if self.aux is not None:
             inter = self.net.intermediate_features(x)
             logits = self.net.head(inter[-1])
@@ -106,9 +126,23 @@ class ALModule(pl.LightningModule):
         per_sample = F.cross_entropy(logits, y, reduction="none")
         loss = per_sample.mean()
         if self.aux is not None:
-            loss = loss + self.aux.training_loss(
-                inter, logits, per_sample, y, self.current_epoch, self.trainer.max_epochs
-            )
+            loss = loss + self.aux.training_loss(inter, logits, per_sample, y, epoch, max_epochs)
+        return loss, per_sample, logits
+
+    @staticmethod
+    def step_outputs(
+        loss: torch.Tensor, per_sample: torch.Tensor, logits: torch.Tensor, index: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """What ``on_train_batch_end`` callbacks receive as ``outputs``."""
+        return {
+            "loss": loss,
+            "per_sample_loss": per_sample.detach(),
+            "logits": logits.detach(),
+            "index": index,
+        }
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> dict:
+        loss, per_sample, logits = self.loss_and_logits(batch, self.current_epoch, self.trainer.max_epochs)
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
@@ -119,20 +153,16 @@ class ALModule(pl.LightningModule):
                 gradient_clip_algorithm=self.gradient_clip_algorithm,
             )
         optimizer.step()
-        self._accumulate(loss, logits, y)
-        return {
-            "loss": loss,
-            "per_sample_loss": per_sample.detach(),
-            "logits": logits.detach(),
-            "index": index,
-        }
+        self._accumulate(loss, logits, batch[1])
+        return self.step_outputs(loss, per_sample, logits, batch[2])
 
     def on_train_epoch_end(self) -> None:
         if self._scheduler_factory is not None:
-            self.lr_schedulers().step()
+            scheduler = self._plain_scheduler if self._plain_trainer is not None else self.lr_schedulers()
+            scheduler.step()
         if self._seen:
             epoch_loss = self.epoch_loss
-            if not torch.isfinite(torch.tensor(epoch_loss)):
+            if not math.isfinite(epoch_loss):
                 raise TrainingDivergedError(
                     f"training loss became {epoch_loss} at epoch {self.current_epoch}: "
                     "lower the learning rate (trainer.optimizer.lr) or check the data"

@@ -1,4 +1,5 @@
-"""Training one model on the labeled set: a fresh Lightning Trainer per call, quiet, on the run's device."""
+"""Training one model on the labeled set: a fresh Lightning Trainer per call (or the plain loop of
+:mod:`al_bench.plain_fit`, see :func:`fit_engine`), quiet, on the run's device."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from al_bench.data.base import ALDataModule
 from al_bench.data.sampled_batches import SampledBatches
 from al_bench.errors import ALBenchError
 from al_bench.models.base import ALNet
+from al_bench.models.feature_head import FeatureHead
 from al_bench.module import CLIP_ALGORITHMS, ALModule, StopAtTrainAccuracy
+from al_bench.plain_fit import plain_fit
 from al_bench.seeding import derive_seed, torch_generator
 
 
@@ -98,6 +101,19 @@ def train_model(
         all_callbacks.append(StopAtTrainAccuracy(float(tcfg.stop_at_train_acc)))
     if early_stopping and tcfg.get("early_stopping_patience") is not None:
         all_callbacks.append(ValidationEarlyStopping(int(tcfg.early_stopping_patience), val_accuracy(data)))
+    if fit_engine(tcfg, net) == "plain":
+        if tcfg.get("compile", False):
+            net.compile()
+        plain_fit(
+            module,
+            batches,
+            data.device,
+            max_epochs,
+            min_epochs,
+            all_callbacks,
+            progress=progress_bar_enabled(tcfg.get("progress_bar", False)),
+        )
+        return module
     trainer = pl.Trainer(
         max_epochs=max_epochs,
         min_epochs=min_epochs or None,
@@ -123,12 +139,41 @@ def train_model(
     return module
 
 
+ENGINES = ("auto", "lightning", "plain")
+_PLAIN_PRECISIONS = ("32-true", "32", 32)
+
+
+def fit_engine(trainer_cfg: Mapping[str, Any] | DictConfig, net: torch.nn.Module | None = None) -> str:
+    """``trainer.engine`` resolved to ``"lightning"`` or ``"plain"`` (:func:`al_bench.plain_fit.plain_fit`).
+
+    ``auto``: plain for a :class:`FeatureHead` (frozen mode, where Lightning's per-step overhead is most of
+    the cycle) when the fit is on one device in full precision, Lightning otherwise. ``plain`` with several
+    devices, a Lightning strategy or another precision is refused in one line.
+    """
+    engine = trainer_cfg.get("engine") or "auto"
+    if engine not in ENGINES:
+        raise ALBenchError(f"unknown trainer.engine {engine!r}; valid: {', '.join(ENGINES)}")
+    devices, strategy = trainer_cfg.get("devices", 1), trainer_cfg.get("strategy", "auto")
+    precision = trainer_cfg.get("precision", "32-true")
+    plain_ok = devices in (1, None) and strategy in ("auto", None) and precision in _PLAIN_PRECISIONS
+    if engine == "plain" and not plain_ok:
+        raise ALBenchError(
+            f"trainer.engine=plain fits on one device in full precision; this run asks for "
+            f"devices={devices}, strategy={strategy}, precision={precision}: "
+            "use trainer.engine=lightning (or auto)"
+        )
+    if engine == "auto":
+        return "plain" if plain_ok and isinstance(net, FeatureHead) else "lightning"
+    return str(engine)
+
+
 def check_trainer_config(trainer_cfg: Mapping[str, Any] | DictConfig, n_val: int) -> None:
     """Refuse, with one line, trainer options that cannot work (before any training).
 
     ``n_val``: the size of the validation split (``len(data.val_indices)``); early stopping needs one.
     """
     get = trainer_cfg.get
+    fit_engine(trainer_cfg)
     patience = get("early_stopping_patience")
     if patience is not None:
         if not _is_int(patience) or patience < 1:
