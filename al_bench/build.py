@@ -40,7 +40,8 @@ def _instantiate(kw: dict[str, Any], group: str, **extra: Any) -> Any:
         cause = e.__cause__
         if isinstance(cause, ALBenchError):
             raise cause from None
-        raise ALBenchError(f"could not build {group} {kw.get('_target_')}: {cause or e}") from None
+        reason = " ".join(str(cause or e).split())  # Hydra's import errors span several lines
+        raise ALBenchError(f"could not build {group} {kw.get('_target_')}: {reason}") from None
 
 
 def build_dataset(cfg: DictConfig) -> ArrayDataset:

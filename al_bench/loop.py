@@ -27,6 +27,7 @@ from al_bench.models.base import ALNet
 from al_bench.ops.dynamics import label_dispersion
 from al_bench.pool import ActivePool
 from al_bench.posteriors.mc_dropout import MCDropoutPosterior, dropout_layers
+from al_bench.proxy import check_proxy, fit_proxy, proxy_config
 from al_bench.results import RunStore, atomic_write_text
 from al_bench.run_identity import comparable, config_differences
 from al_bench.scenarios import OOD, ScenarioPool, build_scenario
@@ -54,6 +55,7 @@ def run(cfg: DictConfig) -> RunResult:
     """
     quiet_lightning()
     strategy = build_strategy(cfg)
+    proxy_config(cfg)  # a malformed proxy stops here, before any data is loaded
     _default_validation_split(cfg, strategy)
     store = RunStore(cfg.paths.run_dir)
     if not cfg.get("overwrite", False) and (done := _already_finished(store, cfg)) is not None:
@@ -77,6 +79,7 @@ def run(cfg: DictConfig) -> RunResult:
         )
     check_trainer_config(cfg.trainer, len(data.val_indices))
     _check_dropout(cfg, data, strategy, seed)
+    check_proxy(cfg, data, strategy, seed)
 
     with lock:  # released at the end, also on failure (and by the OS if this process dies)
         return _run_locked(cfg, store, data, strategy, scenario)
@@ -221,22 +224,28 @@ def run_cycle(
     net: ALNet | None,
     embeddings: RunEmbeddings | None = None,
 ) -> tuple[ALNet, dict[str, Any]]:
-    """Train on the labeled set, evaluate, and (before the last cycle) select and label the next batch."""
+    """Train on the labeled set, evaluate, and (before the last cycle) select and label the next batch.
+
+    With a proxy (``proxy``, :mod:`al_bench.proxy`) the target is trained plain for the curve, and a proxy
+    trained on the same set, with the strategy's callbacks and auxiliary module, selects.
+    """
     seed, cycles = int(cfg.seed), int(cfg.budget.cycles)
     candidates = draw_candidates(pool, cfg.budget.get("pool_subset"), numpy_rng(seed, "pool_subset", cycle))
     if net is None:
         net = _new_model(cfg, data, seed, cycle)
     selects = cycle < cycles
+    proxy_cfg = proxy_config(cfg)  # None: the target selects itself
     bf16 = bool(cfg.trainer.get("bf16_inference", True))
-    callbacks = list(strategy.training_callbacks(data, candidates, cycle)) if selects else []
+    strategy_callbacks = list(strategy.training_callbacks(data, candidates, cycle)) if selects else []
+    callbacks = list(strategy_callbacks) if proxy_cfg is None else []  # the selecting model's fit gets them
     if cfg.get("diagnostics", False) and not any(
         getattr(cb, "key", None) == "pool_predictions" for cb in callbacks
     ):
         callbacks.append(PoolPredictionRecorder(data, candidates, key="pool_predictions"))
-    for cb in callbacks:
+    for cb in [*callbacks, *strategy_callbacks]:
         if isinstance(cb, PoolPredictionRecorder):
             cb.bf16 = bf16
-    aux = strategy.auxiliary_module(net)
+    aux = strategy.auxiliary_module(net) if proxy_cfg is None else None
     train_idx, labels, n_pseudo = _training_set(pool, data, strategy)
 
     t0 = time.perf_counter()
@@ -256,14 +265,19 @@ def run_cycle(
         "worst_class_acc": test["worst_class_acc"], "macro_f1": test["macro_f1"],
         "val_acc": val.get("acc", np.nan), "val_loss": val.get("loss", np.nan),
         "train_acc": module.epoch_acc, "epochs": module.current_epoch, "train_s": train_s,
-        "select_s": np.nan, "eval_s": eval_s,
+        "select_s": np.nan, "eval_s": eval_s, "proxy_train_s": np.nan, "proxy_test_acc": np.nan,
     }  # fmt: skip
     dynamics = {cb.key: cb.result() for cb in callbacks if hasattr(cb, "key") and hasattr(cb, "result")}
     if cfg.get("diagnostics", False) and "pool_predictions" in dynamics and distributed.is_main():
         write_dispersion_diagnostic(Path(cfg.paths.run_dir), cycle, net, data, dynamics["pool_predictions"])
     if selects:
+        selector, selector_cfg = net, cfg
+        if proxy_cfg is not None:
+            selector, selector_cfg, dynamics = _proxy_selector(
+                proxy_cfg, data, strategy, train_idx, labels, seed, cycle, strategy_callbacks, row
+            )
         ctx = SelectionContext(
-            model=net,
+            model=selector,
             data=data,
             pool=pool,
             budget=int(cfg.budget.query_size),
@@ -272,7 +286,7 @@ def run_cycle(
             candidates=candidates,
             dynamics=dynamics,
             fit_model=lambda member_seed, **options: _fit_committee_member(
-                cfg, data, pool, member_seed, cycle, **options
+                selector_cfg, data, pool, member_seed, cycle, **options
             ),
             bf16=bf16,
             embeddings=embeddings,
@@ -283,6 +297,28 @@ def run_cycle(
         check_selection(picked, candidates, ctx.budget, cfg.strategy.name)
         pool.label(picked, cycle=cycle + 1)
     return net, row
+
+
+def _proxy_selector(
+    proxy_cfg: DictConfig,
+    data: ALDataModule,
+    strategy: Strategy,
+    train_idx: np.ndarray,
+    labels: torch.Tensor | None,
+    seed: int,
+    cycle: int,
+    callbacks: list,
+    row: dict[str, Any],
+) -> tuple[ALNet, DictConfig, dict[str, Any]]:
+    """Train the proxy that selects this cycle (:func:`al_bench.proxy.fit_proxy`) and record its training
+    seconds and test accuracy in ``row`` (its evaluation counts in ``eval_s``). Returns (proxy network, its
+    config for committee members, what the strategy's callbacks recorded on its fit)."""
+    fit = fit_proxy(proxy_cfg, data, strategy, train_idx, labels, seed, cycle, callbacks)
+    t0 = time.perf_counter()
+    row["proxy_test_acc"] = evaluate(fit.net, data)["acc"]
+    row["eval_s"] += time.perf_counter() - t0
+    row["proxy_train_s"] = fit.train_s
+    return fit.net, proxy_cfg, fit.dynamics
 
 
 # ---- resume --------------------------------------------------------------------------------------------
@@ -380,8 +416,10 @@ def check_selection(picked: np.ndarray, candidates: np.ndarray, budget: int, nam
 
 
 def _check_dropout(cfg: DictConfig, data: ALDataModule, strategy: Strategy, seed: int) -> None:
-    """Refuse, before any training, MC dropout (a strategy's or the test's) on a model without dropout."""
-    wants = [f"strategy {cfg.strategy.name}"] if strategy.needs_mc_dropout else []
+    """Refuse, before any training, MC dropout (a strategy's or the test's) on a model without dropout (with a
+    proxy the strategy's runs on the proxy: :func:`al_bench.proxy.check_proxy`)."""
+    selects_itself = proxy_config(cfg) is None
+    wants = [f"strategy {cfg.strategy.name}"] if strategy.needs_mc_dropout and selects_itself else []
     if int(cfg.trainer.get("eval_mc_samples") or 0) > 0:
         wants.append("trainer.eval_mc_samples")
     if wants and not dropout_layers(_new_model(cfg, data, seed, 0)):
@@ -455,6 +493,8 @@ def _check_same_config(store: RunStore, cfg: DictConfig) -> None:
 def format_row(row: dict[str, Any], cycles: int, eta_s: float | None = None) -> str:
     """One status line per cycle (with the run's name in a sweep, where lines of several runs interleave)."""
     sel = "" if np.isnan(row["select_s"]) else f" | select {row['select_s']:.2f}s"
+    proxy_s = row.get("proxy_train_s", np.nan)
+    sel = sel if np.isnan(proxy_s) else f" | proxy {proxy_s:.1f}s{sel}"
     spent = "".join(f" ({row[k]} {k[2:]})" for k in ("n_ood", "n_noisy") if row.get(k))
     eta = "" if eta_s is None or row["cycle"] >= cycles else f" | ETA {format_duration(eta_s)}"
     return (

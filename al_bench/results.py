@@ -29,7 +29,8 @@ except ImportError:  # Windows: no flock; runs there are not guarded against a s
 CURVE_COLUMNS = [
     "dataset", "model", "strategy", "budget", "scenario", "variant", "init_strategy", "seed", "cycle",
     "n_labeled", "n_pseudo", "n_val", "test_acc", "test_loss", "balanced_acc", "worst_class_acc", "macro_f1",
-    "val_acc", "val_loss", "train_acc", "epochs", "train_s", "select_s", "eval_s", "n_ood", "n_noisy",
+    "val_acc", "val_loss", "train_acc", "epochs", "train_s", "select_s", "eval_s", "proxy_train_s",
+    "proxy_test_acc", "n_ood", "n_noisy",
     "labeled_hist",
 ]  # fmt: skip
 #: curve.csv columns that hold names (read back as strings even when a name looks like a number).

@@ -19,7 +19,7 @@ from al_bench.report.aggregate import setting_keys
 
 BASELINE = "random"
 #: curve columns that identify, count or describe something: never a metric to rank by (nor ``n_*`` counts)
-NOT_METRICS: tuple[str, ...] = ("seed", "cycle", "epochs", "labeled_hist")
+NOT_METRICS: tuple[str, ...] = ("seed", "cycle", "epochs", "labeled_hist", "proxy_test_acc")
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:

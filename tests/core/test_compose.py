@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONFIGS, config_names
 
-GROUPS = ["dataset", "model", "strategy", "budget", "trainer", "logger"]
+GROUPS = ["dataset", "model", "strategy", "budget", "trainer", "logger", "scenario", "proxy"]
 CASES = [(g, name) for g in GROUPS for name in config_names(g)]
 
 
