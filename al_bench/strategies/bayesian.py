@@ -34,7 +34,7 @@ def _check_n_samples(name: str, n_samples: int) -> int:
     return int(n_samples)
 
 
-class _PosteriorSamples:
+class PosteriorSamples:
     """The ``posterior`` option of the Bayesian strategies: which source, and how many functions T."""
 
     def _init_posterior(
@@ -57,7 +57,7 @@ class _PosteriorSamples:
         return ctx.posterior_probs(self.source, self.n_functions)
 
 
-class _PosteriorScore(_PosteriorSamples, ScoreStrategy):
+class _PosteriorScore(PosteriorSamples, ScoreStrategy):
     """A score of the posterior samples [N, T, C] of the candidates (MC dropout by default).
 
     Args:
@@ -109,7 +109,7 @@ class MCEntropy(_PosteriorScore):
         return bayesian.mc_entropy(mc_probs)
 
 
-class BatchBALD(_PosteriorSamples, Strategy):
+class BatchBALD(PosteriorSamples, Strategy):
     """Greedy BatchBALD (Kirsch et al. 2019), see :func:`al_bench.ops.batchbald.batchbald`.
 
     Args:

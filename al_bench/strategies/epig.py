@@ -3,12 +3,17 @@ the predictions on target inputs, see :func:`al_bench.ops.epig.epig_from_probs`.
 
 The target distribution is the unlabeled pool (the paper's setting where p*(x*) matches the pool):
 ``n_target_inputs`` target inputs x* are drawn uniformly without replacement from
-``ctx.pool.unlabeled_indices`` with ``ctx.rng`` each selection. Candidates and targets are scored through
-``ctx.mc_probs(n_samples, ...)``, whose posterior is cached per ``n_samples`` within one selection, so both
-use the same T consistent MC-dropout functions, which the joint p(y, y*) = mean_t p_t(y) p_t(y*) requires.
+``ctx.pool.unlabeled_indices`` with ``ctx.rng`` each selection. Candidates and targets are scored through the
+same T functions of the ``posterior`` source (``ctx.posterior_probs``, drawn once per selection): consistent
+MC-dropout masks by default (exactly ``ctx.mc_probs(n_samples)``), or the members of an ensemble, snapshots,
+BBB weight samples... (:mod:`al_bench.posteriors.sources`), as the joint p(y, y*) = mean_t p_t(y) p_t(y*)
+requires.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,25 +21,33 @@ import torch
 from al_bench.errors import ALBenchError
 from al_bench.ops.epig import epig_from_probs
 from al_bench.strategies.base import ScoreStrategy, SelectionContext
+from al_bench.strategies.bayesian import PosteriorSamples
 
 
-class EPIG(ScoreStrategy):
+class EPIG(PosteriorSamples, ScoreStrategy):
     """Expected predictive information gain with the unlabeled pool as the target distribution.
 
     Args:
-        n_samples: T consistent MC-dropout functions (the authors use 100 for MC dropout).
+        n_samples: T consistent functions of the sampling sources (MC-dropout passes: the authors use 100;
+            BBB weight samples).
         n_target_inputs: M target inputs drawn from the unlabeled pool per selection (the authors' default
             is 100); None or more than the unlabeled pool holds: every unlabeled input.
+        posterior: where the T functions come from, see :mod:`al_bench.posteriors.sources`.
+        posterior_options: the sources' options (``members``: T of the sources that train networks).
     """
 
-    needs_mc_dropout = True
-
-    def __init__(self, n_samples: int = 100, n_target_inputs: int | None = 100) -> None:
+    def __init__(
+        self,
+        n_samples: int = 100,
+        n_target_inputs: int | None = 100,
+        posterior: str = "mc_dropout",
+        posterior_options: Mapping[str, Any] | None = None,
+    ) -> None:
         if int(n_samples) < 1:
             raise ALBenchError(f"EPIG: n_samples must be >= 1 MC-dropout passes, got {n_samples}")
         if n_target_inputs is not None and int(n_target_inputs) < 1:
             raise ALBenchError(f"EPIG: n_target_inputs must be None or >= 1, got {n_target_inputs}")
-        self.n_samples = int(n_samples)
+        self._init_posterior(n_samples, posterior, posterior_options)
         self.n_target_inputs = None if n_target_inputs is None else int(n_target_inputs)
 
     def target_indices(self, ctx: SelectionContext) -> np.ndarray:
@@ -47,6 +60,6 @@ class EPIG(ScoreStrategy):
 
     def score(self, ctx: SelectionContext) -> torch.Tensor:
         """EPIG [len(ctx.candidates)] (float64, nats) averaged over the drawn target inputs."""
-        probs_pool = ctx.mc_probs(self.n_samples)  # [N, T, C]; draws the T functions
-        probs_targ = ctx.mc_probs(self.n_samples, self.target_indices(ctx))  # [M, T, C], same functions
+        probs_pool = self.posterior_probs(ctx)  # [N, T, C]; draws the T functions
+        probs_targ = ctx.posterior_probs(self.source, self.n_functions, self.target_indices(ctx))  # [M, T, C]
         return epig_from_probs(probs_pool.to(ctx.device), probs_targ.to(ctx.device)).cpu()

@@ -14,6 +14,7 @@ from al_bench.loop import run
 from al_bench.posteriors.sources import SOURCES, build_source
 from al_bench.strategies.bayesian import BALD, BatchBALD, MCEntropy, MeanStd, VariationRatio
 from al_bench.strategies.committee import ConsensusEntropy, KLDivergence, VoteEntropy
+from al_bench.strategies.epig import EPIG
 from tests.posteriors.posterior_cases import LABELED, N_CLASSES, N_TRAIN, context
 
 T = 3
@@ -77,6 +78,7 @@ ACQUISITIONS = [
     MeanStd,
     MCEntropy,
     BatchBALD,
+    EPIG,
     VoteEntropy,
     ConsensusEntropy,
     KLDivergence,
@@ -95,6 +97,27 @@ def test_every_acquisition_runs_on_every_source(tmp_path, name):
             strategy = cls(n_samples=T, posterior=name, posterior_options=bayesian_options)
         picks = strategy.select(ctx)
         assert len(np.unique(picks)) == ctx.budget and np.isin(picks, ctx.candidates).all(), cls.__name__
+
+
+def test_epig_scores_candidates_and_targets_under_the_same_functions_of_any_source(tmp_path):
+    """Targets go through the functions the candidates' source drew (no member is trained twice) and the
+    score is epig_from_probs of the two, deterministic per seed, for sources that train networks."""
+    from al_bench.ops.epig import epig_from_probs
+
+    for name in ("ensemble", "snapshot"):
+        ctx = context(tmp_path / name, seed=7)
+        strategy = EPIG(n_samples=T, n_target_inputs=None, posterior=name, posterior_options=OPTIONS)
+        probs = strategy.posterior_probs(ctx)  # [N, T, C]
+        assert probs.shape[1] == T
+        again = ctx.posterior_probs(strategy.source, T, ctx.candidates)  # no new members trained
+        assert torch.equal(again, probs)
+        targets = strategy.target_indices(ctx)
+        expected = epig_from_probs(probs, ctx.posterior_probs(strategy.source, T, targets))
+        ctx2 = context(tmp_path / (name + "_again"), seed=7)  # same seed: same members, same draw of targets
+        assert torch.allclose(
+            EPIG(n_samples=T, n_target_inputs=None, posterior=name, posterior_options=OPTIONS).score(ctx2),
+            expected,
+        )
 
 
 def test_committee_refuses_members_and_runs_without_fit_model_only_where_none_is_trained(tmp_path):

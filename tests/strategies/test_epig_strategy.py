@@ -39,17 +39,21 @@ def _context(seed: int = 0, budget: int = 5, candidates: np.ndarray | None = Non
     )
 
 
-def _spy_mc_probs(ctx: SelectionContext, monkeypatch) -> list[tuple[int, np.ndarray | None, torch.Tensor]]:
-    """Record every ctx.mc_probs call as (n_samples, indices, returned probabilities)."""
+def _spy_posterior_probs(
+    ctx: SelectionContext, monkeypatch
+) -> list[tuple[int, np.ndarray | None, torch.Tensor]]:
+    """Record every ctx.posterior_probs call (EPIG's default source is MC dropout) as (n_samples, indices,
+    returned probabilities)."""
     calls: list[tuple[int, np.ndarray | None, torch.Tensor]] = []
-    real = ctx.mc_probs
+    real = ctx.posterior_probs
 
-    def spy(n_samples: int, indices: np.ndarray | None = None) -> torch.Tensor:
-        out = real(n_samples, indices)
+    def spy(source, n_samples: int, indices: np.ndarray | None = None) -> torch.Tensor:
+        assert source.name == "mc_dropout"
+        out = real(source, n_samples, indices)
         calls.append((n_samples, None if indices is None else np.asarray(indices), out))
         return out
 
-    monkeypatch.setattr(ctx, "mc_probs", spy)
+    monkeypatch.setattr(ctx, "posterior_probs", spy)
     return calls
 
 
@@ -70,7 +74,7 @@ def test_returns_budget_unique_candidates_and_is_deterministic_per_seed(candidat
 
 def test_targets_are_drawn_from_the_unlabeled_pool_only(monkeypatch):
     ctx = _context(seed=1, candidates=SUBSET)
-    calls = _spy_mc_probs(ctx, monkeypatch)
+    calls = _spy_posterior_probs(ctx, monkeypatch)
     EPIG(n_samples=8, n_target_inputs=30).select(ctx)
     assert [c[0] for c in calls] == [8, 8]  # candidates, then targets, with the same T
     assert calls[0][1] is None  # the candidates (ctx.candidates, cached)
@@ -83,14 +87,14 @@ def test_targets_are_drawn_from_the_unlabeled_pool_only(monkeypatch):
 def test_more_targets_than_unlabeled_inputs_takes_the_whole_unlabeled_pool(monkeypatch):
     for n_target_inputs in (10_000, None):
         ctx = _context()
-        calls = _spy_mc_probs(ctx, monkeypatch)
+        calls = _spy_posterior_probs(ctx, monkeypatch)
         EPIG(n_samples=4, n_target_inputs=n_target_inputs).score(ctx)
         assert np.array_equal(calls[1][1], ctx.pool.unlabeled_indices)
 
 
 def test_candidates_and_targets_share_the_mc_dropout_functions(monkeypatch):
     ctx = _context(seed=2)
-    calls = _spy_mc_probs(ctx, monkeypatch)
+    calls = _spy_posterior_probs(ctx, monkeypatch)
     score = EPIG(n_samples=8, n_target_inputs=25).score(ctx)
     (_, _, probs_pool), (_, targets, probs_targ) = calls
     # a target that is also a candidate gets the very same [T, C] predictions: pass t is one function.
