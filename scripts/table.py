@@ -167,8 +167,9 @@ TABLES: dict[str, Table] = {
         "fmnist_suite", ALL_STRATEGIES, 3, "results/fashion_mnist", strategy_overrides=FMNIST_CPU_SIZED
     ),
     "suite-fmnist-realistic": Table(
-        "fmnist_suite", REALISTIC_STRATEGIES, 3, "results/fashion_mnist_realistic",
+        "fmnist_frozen_suite", REALISTIC_STRATEGIES, 3, "results/fashion_mnist_realistic",
         sweeps={
+            "clean": Sweep([]),
             "imbalanced_rho10": Sweep(["scenario=imbalanced", "scenario.rho=10", "variant=rho10"]),
             "imbalanced_rho100": Sweep(["scenario=imbalanced", "scenario.rho=100", "variant=rho100"]),
             "label_noise_eta0.2": Sweep(["scenario=label_noise", "scenario.eta=0.2", "variant=eta0.2"]),
