@@ -51,6 +51,9 @@ FMNIST_CPU_SIZED = {
 REALISTIC_STRATEGIES = [
     "random", "entropy", "margin", "badge", "coreset", "bald", "typiclust", "label_dispersion",
 ]  # fmt: skip
+#: the survey's grid (Beluch et al. 2018's comparison): acquisition x where the posterior samples come from
+POSTERIOR_GRID_STRATEGIES = ["bald", "variation_ratio", "vote_entropy"]
+POSTERIORS = ["mc_dropout", "ensemble", "dee", "snapshot", "split_head", "bbb"]
 #: the frozen suite trains a linear head on cached features: only BatchBALD's greedy needs sizing there
 FROZEN_CPU_SIZED = {
     "batchbald": ["strategy.num_joint_samples=2000", "strategy.max_candidates=500"],
@@ -176,6 +179,11 @@ TABLES: dict[str, Table] = {
             "open_set_0.3": Sweep(["scenario=open_set", "scenario.ood_fraction=0.3", "variant=ood0.3"]),
         },
     ),
+    "posterior-grid": Table(
+        "digits_suite", POSTERIOR_GRID_STRATEGIES, 3, "results/posterior_grid",
+        # ++: in a multirun Hydra first composes the default strategy, which has no posterior option
+        sweeps={s: Sweep([f"++strategy.posterior={s}", f"variant={s}"]) for s in POSTERIORS},
+    ),
     "suite-fmnist-frozen": Table(
         "fmnist_frozen_suite", [s for s in ALL_STRATEGIES if s != "bait"], 5, "results/fashion_mnist_frozen",
         strategy_overrides=FROZEN_CPU_SIZED,
@@ -234,7 +242,9 @@ def compose(experiment: str, overrides: list[str]):
 
 def smoke_overrides(cfg, data_dir: Path) -> list[str]:
     """Run-level smoke overrides for a composed sweep config: 1 cycle of 1 epoch, tiny budget and splits."""
-    out = [f"paths.data_dir={data_dir}", "trainer.max_epochs=1"]
+    # a snapshot ensemble needs an optimizer step per snapshot: 2 epochs x 1 batch for the 2 of the smoke
+    epochs = 2 if cfg.strategy.get("posterior") == "snapshot" else 1
+    out = [f"paths.data_dir={data_dir}", f"trainer.max_epochs={epochs}"]
     sizes = SMOKE_SIZES.get(str(cfg.dataset.name), SMOKE_SIZES["default"])
     init = max(sizes["init_size"], 10) if cfg.budget.get("init_balanced") else sizes["init_size"]
     out += [f"budget.init_size={init}", f"budget.query_size={sizes['query_size']}", "budget.cycles=1"]
@@ -262,6 +272,8 @@ def smoke_strategy_overrides(strategy: str) -> list[str]:
 
     options = yaml.safe_load((ROOT / "configs" / "strategy" / f"{strategy}.yaml").read_text()) or {}
     out = [f"strategy.{k}={v}" for k, v in SMOKE_STRATEGY.items() if k in options]
+    if "members" in (options.get("posterior_options") or {}):  # T of trained sources
+        out.append(f"strategy.posterior_options.members={SMOKE_STRATEGY['committee_size']}")
     if getattr(hydra.utils.get_class(options["_target_"]), "needs_validation", False):
         out.append(f"dataset.val_size={SMOKE_VAL_SIZE}")  # the default split (100) exceeds the tiny files
     return out
@@ -532,7 +544,8 @@ def smoke_plan(name: str, work: Path) -> tuple[Table, Path, Path, list[list[str]
     data_dir, out = work / "data", work / "results" / name
     smoke: dict[str, list[str]] = {}
     for sweep_name, sweep in table.sweeps.items():
-        probe = [o for o in sweep.overrides if not o.startswith("experiment=")] + [
+        probe = [f"strategy={table.strategies[0]}"]  # a sweep may set that strategy's options
+        probe += [o for o in sweep.overrides if not o.startswith("experiment=")] + [
             f"paths.data_dir={data_dir}"
         ]
         cfg = compose(sweep_experiment(table, sweep), probe)
