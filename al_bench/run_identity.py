@@ -17,10 +17,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 #: config keys that do not change a run's results (ignored when checking that a resume matches, never in a
-#: variant). ``variant`` is derived from the overrides and already in the directory name.
+#: variant). ``variant`` is derived from the overrides and already in the directory name; the fit engines
+#: give the same weights bit for bit (tests/core/test_plain_fit.py).
 VOLATILE_KEYS = (
     "overwrite", "recover", "paths", "logger", "trainer.progress_bar", "verbose", "diagnostics", "threads",
-    "variant",
+    "variant", "trainer.engine",
 )  # fmt: skip
 #: groups and keys that already name the run directory (or name a protocol with its own results_dir).
 IDENTITY_KEYS = ("dataset", "model", "strategy", "seed", "experiment")

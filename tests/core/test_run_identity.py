@@ -38,7 +38,7 @@ def test_identity_and_volatile_keys_never_enter_the_variant():
     overrides = ["strategy=badge", "seed=3", "dataset=cifar10", "model=vgg11", "experiment=badge_cifar10",
                  "paths.results_dir=x", "verbose=false", "threads=2", "logger=wandb", "logger.project=p",
                  "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.progress_bar=true",
-                 "overwrite=true", "variant=abc"]  # fmt: skip
+                 "trainer.engine=plain", "overwrite=true", "variant=abc"]  # fmt: skip
     assert variant_name(overrides, always) == ""
     assert not is_volatile("dataset.val_size") and not is_volatile("strategy.base")
 
