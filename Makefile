@@ -7,13 +7,13 @@ ARGS   ?=
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 
 .DEFAULT_GOAL := help
-TABLES := dispersion isal ralif badge ji dbal dbal-digits batchbald suite-digits suite-fmnist suite-fmnist-frozen suite-fmnist-realistic posterior-grid
+TABLES := dispersion isal ralif badge ji dbal dbal-digits batchbald suite-digits suite-fmnist suite-fmnist-frozen suite-fmnist-realistic posterior-grid svp
 SMOKE  ?=
 SMOKE_FLAG := $(if $(filter 1 true yes,$(SMOKE)),--smoke,)
 
 .PHONY: help setup run pretrain test test-slow test-all lint format bench suite-digits suite-fmnist suite-fmnist-frozen suite-fmnist-realistic report \
         smoke-tables \
-        table-posterior-grid table-dispersion table-isal table-ralif table-badge table-dbal table-dbal-digits table-ji table-batchbald \
+        table-svp table-posterior-grid table-dispersion table-isal table-ralif table-badge table-dbal table-dbal-digits table-ji table-batchbald \
         clean
 
 help: ## list the targets
@@ -68,6 +68,9 @@ suite-fmnist-frozen: setup ## every strategy x 5 seeds on Fashion-MNIST, frozen 
 
 suite-fmnist-realistic: setup ## 8 strategies x 3 seeds on Fashion-MNIST under imbalance (rho 10, 100), 20% label noise, 30% open set -> results/fashion_mnist_realistic/
 	$(BIN)/python scripts/table.py suite-fmnist-realistic $(SMOKE_FLAG) $(ARGS)
+
+table-svp: setup ## entropy, badge, vote_entropy selecting themselves vs through proxy=fewer_epochs / mlp_fewer_epochs x 3 seeds on digits -> results/svp/
+	$(BIN)/python scripts/table.py svp $(SMOKE_FLAG) $(ARGS)
 
 table-posterior-grid: setup ## bald, variation_ratio, vote_entropy x the 6 posterior sources x 3 seeds on digits -> results/posterior_grid/
 	$(BIN)/python scripts/table.py posterior-grid $(SMOKE_FLAG) $(ARGS)

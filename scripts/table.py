@@ -54,6 +54,9 @@ REALISTIC_STRATEGIES = [
 #: the survey's grid (Beluch et al. 2018's comparison): acquisition x where the posterior samples come from
 POSTERIOR_GRID_STRATEGIES = ["bald", "variation_ratio", "vote_entropy"]
 POSTERIORS = ["mc_dropout", "ensemble", "dee", "snapshot", "split_head", "bbb"]
+#: selection via proxy (Coleman et al. 2020): the target selecting itself ("self") against two proxies
+SVP_STRATEGIES = ["entropy", "badge", "vote_entropy"]
+SVP_PROXIES = ["fewer_epochs", "mlp_fewer_epochs"]
 #: the frozen suite trains a linear head on cached features: only BatchBALD's greedy needs sizing there
 FROZEN_CPU_SIZED = {
     "batchbald": ["strategy.num_joint_samples=2000", "strategy.max_candidates=500"],
@@ -183,6 +186,10 @@ TABLES: dict[str, Table] = {
         "digits_suite", POSTERIOR_GRID_STRATEGIES, 3, "results/posterior_grid",
         # ++: in a multirun Hydra first composes the default strategy, which has no posterior option
         sweeps={s: Sweep([f"++strategy.posterior={s}", f"variant={s}"]) for s in POSTERIORS},
+    ),
+    "svp": Table(
+        "digits_suite", SVP_STRATEGIES, 3, "results/svp",
+        sweeps={"self": Sweep([]), **{p: Sweep([f"proxy={p}", f"variant={p}"]) for p in SVP_PROXIES}},
     ),
     "suite-fmnist-frozen": Table(
         "fmnist_frozen_suite", [s for s in ALL_STRATEGIES if s != "bait"], 5, "results/fashion_mnist_frozen",
