@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import hydra.utils
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from al_bench.data.base import ArrayDataset
+from al_bench.data.base import ALDataModule, ArrayDataset
 from al_bench.data.repeat import NOISE_SEED, check_repeat_options, repeat_dataset
 from al_bench.errors import ALBenchError
 from al_bench.models.base import ALNet
 from al_bench.models.feature_head import FeatureHead
+from al_bench.seeding import derive_seed
 from al_bench.strategies.base import Strategy
 
 
@@ -164,6 +166,14 @@ def build_model(
         model = _instantiate(kw, "model", in_shape=list(in_shape), num_classes=num_classes, **extra)
     model.in_shape = tuple(in_shape)
     return model
+
+
+def new_model(
+    cfg: DictConfig, data: ALDataModule, seed: int, cycle: int, purpose: str = "init_weights"
+) -> ALNet:
+    """A fresh ``cfg.model`` for ``data`` on its device, its weights drawn from (seed, ``purpose``, cycle)."""
+    torch.manual_seed(derive_seed(seed, purpose, cycle))
+    return build_model(cfg, data.in_shape, data.num_classes).to(data.device)
 
 
 def build_strategy(cfg: DictConfig) -> Strategy:

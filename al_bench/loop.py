@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from al_bench import distributed
 from al_bench.budget import draw_candidates, initial_labeled, validate_budget
-from al_bench.build import build_dataset, build_model, build_strategy
+from al_bench.build import build_dataset, build_strategy, new_model
 from al_bench.callbacks.pool_predictions import PoolPredictionRecorder
 from al_bench.cold_start import EMBEDDING_INIT, cold_start_positions, init_strategy_of
 from al_bench.data.base import ALDataModule
@@ -31,10 +31,16 @@ from al_bench.proxy import check_proxy, fit_proxy, proxy_config
 from al_bench.results import RunStore, atomic_write_text
 from al_bench.run_identity import comparable, config_differences
 from al_bench.scenarios import OOD, ScenarioPool, build_scenario
-from al_bench.seeding import derive_seed, numpy_rng, torch_generator
+from al_bench.seeding import numpy_rng, torch_generator
 from al_bench.strategies.base import SelectionContext, Strategy
 from al_bench.tracking import format_duration, make_tracker
-from al_bench.training import check_trainer_config, quiet_lightning, resolve_device, train_model
+from al_bench.training import (
+    callback_results,
+    check_trainer_config,
+    quiet_lightning,
+    resolve_device,
+    train_model,
+)
 
 
 @dataclass
@@ -177,7 +183,7 @@ def _run_locked(
     try:
         net: ALNet | None = None
         if net_state is not None:
-            net = _new_model(cfg, data, seed, 0)
+            net = new_model(cfg, data, seed, 0)
             net.load_state_dict(net_state)
         started = time.perf_counter()
         for cycle in range(start, cycles + 1):
@@ -232,7 +238,7 @@ def run_cycle(
     seed, cycles = int(cfg.seed), int(cfg.budget.cycles)
     candidates = draw_candidates(pool, cfg.budget.get("pool_subset"), numpy_rng(seed, "pool_subset", cycle))
     if net is None:
-        net = _new_model(cfg, data, seed, cycle)
+        net = new_model(cfg, data, seed, cycle)
     selects = cycle < cycles
     proxy_cfg = proxy_config(cfg)  # None: the target selects itself
     bf16 = bool(cfg.trainer.get("bf16_inference", True))
@@ -267,15 +273,17 @@ def run_cycle(
         "train_acc": module.epoch_acc, "epochs": module.current_epoch, "train_s": train_s,
         "select_s": np.nan, "eval_s": eval_s, "proxy_train_s": np.nan, "proxy_test_acc": np.nan,
     }  # fmt: skip
-    dynamics = {cb.key: cb.result() for cb in callbacks if hasattr(cb, "key") and hasattr(cb, "result")}
+    dynamics = callback_results(callbacks)
     if cfg.get("diagnostics", False) and "pool_predictions" in dynamics and distributed.is_main():
         write_dispersion_diagnostic(Path(cfg.paths.run_dir), cycle, net, data, dynamics["pool_predictions"])
     if selects:
         selector, selector_cfg = net, cfg
-        if proxy_cfg is not None:
-            selector, selector_cfg, dynamics = _proxy_selector(
-                proxy_cfg, data, strategy, train_idx, labels, seed, cycle, strategy_callbacks, row
+        if proxy_cfg is not None:  # the proxy selects: its fit's seconds and test accuracy go in the row
+            fit = fit_proxy(proxy_cfg, data, strategy, train_idx, labels, seed, cycle, strategy_callbacks)
+            row.update(
+                proxy_train_s=fit.train_s, proxy_test_acc=fit.test_acc, eval_s=row["eval_s"] + fit.eval_s
             )
+            selector, selector_cfg, dynamics = fit.net, proxy_cfg, fit.dynamics
         ctx = SelectionContext(
             model=selector,
             data=data,
@@ -297,28 +305,6 @@ def run_cycle(
         check_selection(picked, candidates, ctx.budget, cfg.strategy.name)
         pool.label(picked, cycle=cycle + 1)
     return net, row
-
-
-def _proxy_selector(
-    proxy_cfg: DictConfig,
-    data: ALDataModule,
-    strategy: Strategy,
-    train_idx: np.ndarray,
-    labels: torch.Tensor | None,
-    seed: int,
-    cycle: int,
-    callbacks: list,
-    row: dict[str, Any],
-) -> tuple[ALNet, DictConfig, dict[str, Any]]:
-    """Train the proxy that selects this cycle (:func:`al_bench.proxy.fit_proxy`) and record its training
-    seconds and test accuracy in ``row`` (its evaluation counts in ``eval_s``). Returns (proxy network, its
-    config for committee members, what the strategy's callbacks recorded on its fit)."""
-    fit = fit_proxy(proxy_cfg, data, strategy, train_idx, labels, seed, cycle, callbacks)
-    t0 = time.perf_counter()
-    row["proxy_test_acc"] = evaluate(fit.net, data)["acc"]
-    row["eval_s"] += time.perf_counter() - t0
-    row["proxy_train_s"] = fit.train_s
-    return fit.net, proxy_cfg, fit.dynamics
 
 
 # ---- resume --------------------------------------------------------------------------------------------
@@ -422,7 +408,7 @@ def _check_dropout(cfg: DictConfig, data: ALDataModule, strategy: Strategy, seed
     wants = [f"strategy {cfg.strategy.name}"] if strategy.needs_mc_dropout and selects_itself else []
     if int(cfg.trainer.get("eval_mc_samples") or 0) > 0:
         wants.append("trainer.eval_mc_samples")
-    if wants and not dropout_layers(_new_model(cfg, data, seed, 0)):
+    if wants and not dropout_layers(new_model(cfg, data, seed, 0)):
         raise ALBenchError(
             f"{' and '.join(wants)} need(s) MC dropout, but model {cfg.model.name} has no dropout layer with "
             "p > 0: give the model dropout (e.g. model.dropout=0.3) or choose another strategy"
@@ -437,11 +423,6 @@ def _test_posterior(
     if n <= 0:
         return None
     return MCDropoutPosterior(net, n, torch_generator(seed, "eval_mc", cycle), bf16=bf16)
-
-
-def _new_model(cfg: DictConfig, data: ALDataModule, seed: int, cycle: int) -> ALNet:
-    torch.manual_seed(derive_seed(seed, "init_weights", cycle))
-    return build_model(cfg, data.in_shape, data.num_classes).to(data.device)
 
 
 def _training_set(
@@ -473,7 +454,7 @@ def _fit_committee_member(
     allowed: a bootstrap resample), initialised and shuffled from ``member_seed``; ``options`` go to
     :func:`~al_bench.training.train_model` (posterior sources: ``epochs_fraction``, ``init_state``,
     ``prepare``, ``early_stopping``, ``callbacks``, ``aux``)."""
-    net = _new_model(cfg, data, int(member_seed), cycle)
+    net = new_model(cfg, data, int(member_seed), cycle)
     train_idx = pool.labeled_indices if indices is None else np.asarray(indices, dtype=np.int64)
     train_model(cfg, net, data, train_idx, int(member_seed), cycle, purpose="committee", **options)
     return net

@@ -129,16 +129,21 @@ class ALModule(pl.LightningModule):
             loss = loss + self.aux.training_loss(inter, logits, per_sample, y, epoch, max_epochs)
         return loss, per_sample, logits
 
-    @staticmethod
-    def step_outputs(
-        loss: torch.Tensor, per_sample: torch.Tensor, logits: torch.Tensor, index: torch.Tensor
+    def finish_step(
+        self,
+        batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        loss: torch.Tensor,
+        per_sample: torch.Tensor,
+        logits: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        """What ``on_train_batch_end`` callbacks receive as ``outputs``."""
+        """After the optimizer step: add the batch to the epoch's sums and return what
+        ``on_train_batch_end`` callbacks receive as ``outputs``."""
+        self._accumulate(loss, logits, batch[1])
         return {
             "loss": loss,
             "per_sample_loss": per_sample.detach(),
             "logits": logits.detach(),
-            "index": index,
+            "index": batch[2],
         }
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> dict:
@@ -153,8 +158,7 @@ class ALModule(pl.LightningModule):
                 gradient_clip_algorithm=self.gradient_clip_algorithm,
             )
         optimizer.step()
-        self._accumulate(loss, logits, batch[1])
-        return self.step_outputs(loss, per_sample, logits, batch[2])
+        return self.finish_step(batch, loss, per_sample, logits)
 
     def on_train_epoch_end(self) -> None:
         if self._scheduler_factory is not None:

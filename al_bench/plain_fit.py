@@ -113,8 +113,7 @@ def plain_fit(
                             torch.nn.utils.clip_grad_norm_(params, clip)
                     optimizer.step()
                     trainer.global_step += 1
-                    module._accumulate(loss, logits, batch[1])
-                    outputs = module.step_outputs(loss, per_sample, logits, batch[2])
+                    outputs = module.finish_step(batch, loss, per_sample, logits)
                     _call(callbacks, "on_train_batch_end", trainer, module, outputs, batch, batch_idx)
                 _call(callbacks, "on_train_epoch_end", trainer, module)
                 module.on_train_epoch_end()

@@ -42,14 +42,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from al_bench.build import build_model, is_frozen
+from al_bench.build import is_frozen, new_model
 from al_bench.data.base import ALDataModule
 from al_bench.errors import ALBenchError
+from al_bench.inference import evaluate
 from al_bench.models.base import ALNet
 from al_bench.posteriors.mc_dropout import dropout_layers
-from al_bench.seeding import derive_seed
 from al_bench.strategies.base import Strategy
-from al_bench.training import check_trainer_config, train_model
+from al_bench.training import callback_results, check_trainer_config, train_model
 
 #: ``proxy.name`` of the default: no proxy, the target selects itself
 NO_PROXY = "none"
@@ -175,9 +175,9 @@ def check_proxy(cfg: DictConfig, data: ALDataModule, strategy: Strategy, seed: i
     except ALBenchError as e:
         raise ALBenchError(f"proxy {name}: {e}") from None
     try:
-        net = new_proxy_model(proxy_cfg, data, seed, 0)
-    except ALBenchError as e:  # hydra's import errors span several lines
-        raise ALBenchError(f"proxy {name}: {' '.join(str(e).split())}") from None
+        net = new_model(proxy_cfg, data, seed, 0, purpose=INIT_PURPOSE)
+    except ALBenchError as e:
+        raise ALBenchError(f"proxy {name}: {e}") from None
     try:
         net.eval()
         with torch.inference_mode():
@@ -198,19 +198,15 @@ def check_proxy(cfg: DictConfig, data: ALDataModule, strategy: Strategy, seed: i
         )
 
 
-def new_proxy_model(proxy_cfg: DictConfig, data: ALDataModule, seed: int, cycle: int) -> ALNet:
-    """A fresh proxy network, initialised from (seed, ``proxy_init_weights``, cycle)."""
-    torch.manual_seed(derive_seed(seed, INIT_PURPOSE, cycle))
-    return build_model(proxy_cfg, data.in_shape, data.num_classes).to(data.device)
-
-
 @dataclass
 class ProxyFit:
-    """A proxy trained for one selection: the network, its training seconds, what its callbacks recorded."""
+    """A proxy trained for one selection: the network, its training seconds, its test accuracy and the
+    seconds of that evaluation, what its callbacks recorded."""
 
     net: ALNet
     train_s: float
-    epochs: int
+    test_acc: float
+    eval_s: float
     dynamics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -225,15 +221,16 @@ def fit_proxy(
     callbacks: list,
 ) -> ProxyFit:
     """Train a fresh proxy on global ``train_idx`` (with ``labels`` [n_train] where pseudo-labels replace the
-    oracle's) with the strategy's ``callbacks`` and auxiliary module attached; ``train_s`` times the fit only
-    (as the target's ``train_s``)."""
-    net = new_proxy_model(proxy_cfg, data, seed, cycle)
+    oracle's) with the strategy's ``callbacks`` and auxiliary module attached, then test it; ``train_s``
+    times the fit only (as the target's ``train_s``)."""
+    net = new_model(proxy_cfg, data, seed, cycle, purpose=INIT_PURPOSE)
     aux = strategy.auxiliary_module(net)
     t0 = time.perf_counter()
-    module = train_model(
+    train_model(
         proxy_cfg, net, data, train_idx, seed, cycle, callbacks=callbacks, aux=aux, labels=labels,
         purpose=TRAIN_PURPOSE,
     )  # fmt: skip
     train_s = time.perf_counter() - t0
-    dynamics = {cb.key: cb.result() for cb in callbacks if hasattr(cb, "key") and hasattr(cb, "result")}
-    return ProxyFit(net, train_s, int(module.current_epoch), dynamics)
+    t0 = time.perf_counter()
+    test_acc = evaluate(net, data)["acc"]
+    return ProxyFit(net, train_s, test_acc, time.perf_counter() - t0, callback_results(callbacks))

@@ -101,9 +101,9 @@ def train_model(
         all_callbacks.append(StopAtTrainAccuracy(float(tcfg.stop_at_train_acc)))
     if early_stopping and tcfg.get("early_stopping_patience") is not None:
         all_callbacks.append(ValidationEarlyStopping(int(tcfg.early_stopping_patience), val_accuracy(data)))
+    if tcfg.get("compile", False):
+        net.compile()
     if fit_engine(tcfg, net) == "plain":
-        if tcfg.get("compile", False):
-            net.compile()
         plain_fit(
             module,
             batches,
@@ -130,13 +130,16 @@ def train_model(
         callbacks=all_callbacks,
         default_root_dir=str(Path(cfg.paths.run_dir)),
     )
-    if tcfg.get("compile", False):
-        net.compile()
     trainer.fit(module, train_dataloaders=batches)
     net.to(data.device)  # Lightning's teardown moves the module to the CPU
     if aux is not None:
         aux.to(data.device)
     return module
+
+
+def callback_results(callbacks: Sequence[Any]) -> dict[str, Any]:
+    """What the recording callbacks of a fit hold, by their ``key`` (``ctx.dynamics`` of a selection)."""
+    return {cb.key: cb.result() for cb in callbacks if hasattr(cb, "key") and hasattr(cb, "result")}
 
 
 ENGINES = ("auto", "lightning", "plain")

@@ -30,7 +30,7 @@ from _bench_common import compose, environment, write_results  # noqa: E402
 
 from al_bench import loop  # noqa: E402
 from al_bench.budget import draw_candidates, initial_labeled  # noqa: E402
-from al_bench.build import build_dataset  # noqa: E402
+from al_bench.build import build_dataset, new_model  # noqa: E402
 from al_bench.models.base import ALNet  # noqa: E402
 from al_bench.pool import ActivePool  # noqa: E402
 from al_bench.posteriors.sources import SOURCES  # noqa: E402
@@ -76,7 +76,7 @@ def main() -> None:
     pool.label(rng.choice(pool.unlabeled_indices, n_labeled - pool.n_labeled, replace=False), cycle=1)
     cycle = 1
 
-    net = loop._new_model(cfg, data, seed, cycle)
+    net = new_model(cfg, data, seed, cycle)
     t0 = time.perf_counter()
     train_model(cfg, net, data, pool.labeled_indices, seed, cycle)
     train_s = time.perf_counter() - t0
@@ -84,7 +84,7 @@ def main() -> None:
 
     def fit_model(member_seed: int, **options: Any) -> ALNet:
         """The loop's committee fit with training options passed through (as ``al_bench.loop`` will)."""
-        member = loop._new_model(cfg, data, int(member_seed), cycle)
+        member = new_model(cfg, data, int(member_seed), cycle)
         train_model(
             cfg, member, data, pool.labeled_indices, int(member_seed), cycle, purpose="committee", **options
         )

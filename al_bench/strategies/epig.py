@@ -43,11 +43,9 @@ class EPIG(PosteriorSamples, ScoreStrategy):
         posterior: str = "mc_dropout",
         posterior_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if int(n_samples) < 1:
-            raise ALBenchError(f"EPIG: n_samples must be >= 1 MC-dropout passes, got {n_samples}")
         if n_target_inputs is not None and int(n_target_inputs) < 1:
             raise ALBenchError(f"EPIG: n_target_inputs must be None or >= 1, got {n_target_inputs}")
-        self._init_posterior(n_samples, posterior, posterior_options)
+        self._init_posterior(n_samples, posterior, posterior_options)  # refuses n_samples < 1, names EPIG
         self.n_target_inputs = None if n_target_inputs is None else int(n_target_inputs)
 
     def target_indices(self, ctx: SelectionContext) -> np.ndarray:

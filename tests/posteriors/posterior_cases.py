@@ -26,7 +26,7 @@ def tiny_cfg(tmp_path: Path, *overrides: str) -> DictConfig:
 
 
 def mlp(seed: int, dropout: float = 0.3) -> MLP:
-    torch.manual_seed(seed % 2**31)  # as the loop's _new_model: the init from the member seed
+    torch.manual_seed(seed % 2**31)  # as build.new_model: the init from the member seed
     return MLP((N_FEATURES,), N_CLASSES, hidden=(12, 12), dropout=dropout)
 
 
