@@ -7,13 +7,13 @@ ARGS   ?=
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 
 .DEFAULT_GOAL := help
-TABLES := dispersion isal ralif badge ji dbal dbal-digits batchbald suite-digits suite-fmnist suite-fmnist-frozen suite-fmnist-realistic posterior-grid svp
+TABLES := dispersion isal ralif badge ji dbal dbal-digits batchbald suite-digits suite-fmnist suite-fmnist-frozen suite-fmnist-realistic posterior-grid svp posterior-grid-fmnist svp-fmnist
 SMOKE  ?=
 SMOKE_FLAG := $(if $(filter 1 true yes,$(SMOKE)),--smoke,)
 
 .PHONY: help setup run pretrain test test-slow test-all lint format bench suite-digits suite-fmnist suite-fmnist-frozen suite-fmnist-realistic report \
         smoke-tables \
-        table-svp table-posterior-grid table-dispersion table-isal table-ralif table-badge table-dbal table-dbal-digits table-ji table-batchbald \
+        table-svp table-posterior-grid table-svp-fmnist table-posterior-grid-fmnist table-dispersion table-isal table-ralif table-badge table-dbal table-dbal-digits table-ji table-batchbald \
         clean
 
 help: ## list the targets
@@ -74,6 +74,12 @@ table-svp: setup ## entropy, badge, vote_entropy selecting themselves vs through
 
 table-posterior-grid: setup ## bald, variation_ratio, vote_entropy x the 6 posterior sources x 3 seeds on digits -> results/posterior_grid/
 	$(BIN)/python scripts/table.py posterior-grid $(SMOKE_FLAG) $(ARGS)
+
+table-svp-fmnist: setup ## the SVP table on the Fashion-MNIST suite's protocol (LeNet, 100 + 100 x 9 labels) -> results/svp_fmnist/
+	$(BIN)/python scripts/table.py svp-fmnist $(SMOKE_FLAG) $(ARGS)
+
+table-posterior-grid-fmnist: setup ## the posterior grid on the Fashion-MNIST suite's protocol (LeNet, 100 + 100 x 9 labels) -> results/posterior_grid_fmnist/
+	$(BIN)/python scripts/table.py posterior-grid-fmnist $(SMOKE_FLAG) $(ARGS)
 
 table-dbal-digits: setup ## the DBAL protocol shape on digits, 5 seeds: labels needed for 90% / 95%
 	$(BIN)/python scripts/table.py dbal-digits $(SMOKE_FLAG) $(ARGS)

@@ -191,6 +191,14 @@ TABLES: dict[str, Table] = {
         "digits_suite", SVP_STRATEGIES, 3, "results/svp",
         sweeps={"self": Sweep([]), **{p: Sweep([f"proxy={p}", f"variant={p}"]) for p in SVP_PROXIES}},
     ),
+    "posterior-grid-fmnist": Table(
+        "fmnist_suite", POSTERIOR_GRID_STRATEGIES, 3, "results/posterior_grid_fmnist",
+        sweeps={s: Sweep([f"++strategy.posterior={s}", f"variant={s}"]) for s in POSTERIORS},
+    ),
+    "svp-fmnist": Table(
+        "fmnist_suite", SVP_STRATEGIES, 3, "results/svp_fmnist",
+        sweeps={"self": Sweep([]), **{p: Sweep([f"proxy={p}", f"variant={p}"]) for p in SVP_PROXIES}},
+    ),
     "suite-fmnist-frozen": Table(
         "fmnist_frozen_suite", [s for s in ALL_STRATEGIES if s != "bait"], 5, "results/fashion_mnist_frozen",
         strategy_overrides=FROZEN_CPU_SIZED,
