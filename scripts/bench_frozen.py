@@ -11,7 +11,9 @@ BADGE from ``--candidates`` random unlabeled images (the Fashion-MNIST suite's p
   fresh cache (img/s; the one-off cost), then a cache hit (seconds to read it back);
 - (b) frozen cycle: ``al_bench.loop.run_cycle`` itself on the cached features (head training, test
   evaluation, BADGE), best of ``--repeats``, with each fit engine interleaved: the plain loop that
-  ``trainer.engine=auto`` picks for heads (b) and Lightning's Trainer (b'; same weights, bit for bit);
+  ``trainer.engine=auto`` picks for heads (b) and Lightning's Trainer (b'; same weights, bit for bit), and the
+  plain loop with the head's dropout as ``nn.Dropout`` (b''; torch's CPU Bernoulli masks, the reference for
+  al_bench's ``FastDropout``, whose PCG64 masks are another stream of the same distribution);
 - (a) end-to-end cycle: the same cycle training every parameter of the same network on images. Too slow to run
   whole on a CPU, it is measured in parts and extrapolated: ``--steps`` Adam steps on batches of 32 images
   (the same TimmNet, plain torch loop; Lightning's overhead is negligible next to the network) -> seconds per
@@ -43,6 +45,8 @@ from _bench_common import best_of, compose, write_results  # noqa: E402
 from al_bench.build import build_model, build_strategy  # noqa: E402
 from al_bench.data.base import ALDataModule, ArrayDataset  # noqa: E402
 from al_bench.loop import run_cycle  # noqa: E402
+from al_bench.models import feature_head  # noqa: E402
+from al_bench.models.fast_dropout import FastDropout  # noqa: E402
 from al_bench.pool import ActivePool  # noqa: E402
 from al_bench.representations import extract_features, features_dataset  # noqa: E402
 from al_bench.training import quiet_lightning  # noqa: E402
@@ -51,7 +55,12 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 #: end-to-end inference batch: the extraction's CPU batch (the loop's eval_batch_size of 1024 would be about
 #: 2x slower per image on a CPU, page-faulting in the allocator): the end-to-end cycle at its cheapest.
 INFER_BATCH = 16
-ENGINES = ("plain", "lightning")
+#: name -> (trainer.engine, the head's dropout class)
+VARIANTS = {
+    "plain": ("plain", FastDropout),
+    "lightning": ("lightning", FastDropout),
+    "torch_dropout": ("plain", torch.nn.Dropout),
+}
 
 
 def load_subset(pool: int, test: int, seed: int = 0) -> ArrayDataset:
@@ -114,7 +123,7 @@ def frozen_cycle(args: argparse.Namespace, ds: ArrayDataset, work: Path) -> dict
     fit engine (the plain loop, what ``trainer.engine=auto`` picks for a head, and Lightning's Trainer),
     interleaved repeat by repeat so that both see the same machine load."""
     base = overrides(args, str(work / "frozen_run"), str(work / "cache"), freeze=True)
-    cfgs = {engine: compose(base + [f"trainer.engine={engine}"]) for engine in ENGINES}
+    cfgs = {name: compose(base + [f"trainer.engine={engine}"]) for name, (engine, _) in VARIANTS.items()}
     cfg = cfgs["plain"]
     t0 = time.perf_counter()
     train, test = extract_features(cfg, ds, verbose=True)
@@ -122,16 +131,20 @@ def frozen_cycle(args: argparse.Namespace, ds: ArrayDataset, work: Path) -> dict
     hit_s, _ = best_of(lambda: extract_features(cfg, ds, verbose=False), 2)
     data = ALDataModule(features_dataset(ds, train, test), batch_size=32)
     strategy = build_strategy(cfg)
-    rows: dict[str, list[dict[str, Any]]] = {engine: [] for engine in ENGINES}
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
     for _ in range(args.repeats):
-        for engine in ENGINES:
+        for name, (_, dropout) in VARIANTS.items():
             pool = labeled_pool(data, args.labeled)
-            _, row = run_cycle(cfgs[engine], data, pool, strategy, cycle=0, net=None)
-            rows[engine].append(row)
+            feature_head.FastDropout = dropout  # the class head_layers builds the head's dropout from
+            try:
+                _, row = run_cycle(cfgs[name], data, pool, strategy, cycle=0, net=None)
+            finally:
+                feature_head.FastDropout = FastDropout
+            rows[name].append(row)
     out: dict[str, Any] = {}
-    for engine in ENGINES:
-        best = min(rows[engine], key=lambda r: r["train_s"] + r["eval_s"] + r["select_s"])
-        prefix = "frozen" if engine == "plain" else f"frozen_{engine}"
+    for name in VARIANTS:
+        best = min(rows[name], key=lambda r: r["train_s"] + r["eval_s"] + r["select_s"])
+        prefix = "frozen" if name == "plain" else f"frozen_{name}"
         out |= {
             f"{prefix}_cycle_s": best["train_s"] + best["eval_s"] + best["select_s"],
             f"{prefix}_train_s": best["train_s"],
@@ -148,6 +161,7 @@ def frozen_cycle(args: argparse.Namespace, ds: ArrayDataset, work: Path) -> dict
         "cache_hit_s": hit_s,
         **out,
         "engine_train_speedup": out["frozen_lightning_train_s"] / out["frozen_train_s"],
+        "dropout_train_speedup": out["frozen_torch_dropout_train_s"] / out["frozen_train_s"],
     }
 
 
@@ -242,6 +256,9 @@ def markdown(args: argparse.Namespace, ds: ArrayDataset, r: dict[str, Any]) -> s
             f"| (b') frozen cycle, Lightning Trainer (trainer.engine=lightning) | "
             f"{r['frozen_lightning_cycle_s']:.2f} | {frozen('frozen_lightning')}; the plain loop trains "
             f"{r['engine_train_speedup']:.1f}x faster, same weights bit for bit |",
+            f"| (b'') frozen cycle, head dropout = nn.Dropout (torch's CPU Bernoulli masks) | "
+            f"{r['frozen_torch_dropout_cycle_s']:.2f} | {frozen('frozen_torch_dropout')}; FastDropout's head "
+            f"trains {r['dropout_train_speedup']:.1f}x faster (same mask distribution, another stream) |",
             f"| (a) end-to-end cycle (extrapolated) | {r['e2e_cycle_s']:.0f} | {e2e} |",
             f"| **b / a** | **{100 * r['ratio']:.3f}%** | target: at most 1% |",
             "",

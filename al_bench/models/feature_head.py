@@ -4,6 +4,8 @@
 ``hidden == (h1, ..., hk)`` (small MLP): trunk = Linear(D, h1) + ReLU (deterministic), tail =
 Dropout -> [Linear -> ReLU -> Dropout] per further width, head = Linear(hk, C). Every dropout layer sits in
 the tail, so MC-dropout strategies (BALD, BatchBALD with consistent masks) work whenever ``dropout > 0``.
+The dropout layers are :class:`~al_bench.models.fast_dropout.FastDropout` (an ``nn.Dropout`` whose CPU
+training masks come from PCG64: a head step on cached features is mostly mask drawing otherwise).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from al_bench.models.base import ALNet
+from al_bench.models.fast_dropout import FastDropout
 
 
 def head_layers(in_dim: int, hidden: Sequence[int], dropout: float) -> tuple[nn.Module, nn.Module, int]:
@@ -24,13 +27,13 @@ def head_layers(in_dim: int, hidden: Sequence[int], dropout: float) -> tuple[nn.
         raise ValueError(f"head widths must be positive, got {list(hidden)}")
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+    drop = FastDropout(dropout) if dropout > 0 else nn.Identity()
     if not widths:
         return nn.Identity(), drop, int(in_dim)
     first = nn.Sequential(nn.Linear(in_dim, widths[0]), nn.ReLU())
     rest: list[nn.Module] = [drop]
     for d_in, d_out in zip(widths[:-1], widths[1:]):
-        rest += [nn.Linear(d_in, d_out), nn.ReLU(), nn.Dropout(dropout) if dropout > 0 else nn.Identity()]
+        rest += [nn.Linear(d_in, d_out), nn.ReLU(), FastDropout(dropout) if dropout > 0 else nn.Identity()]
     return first, nn.Sequential(*rest), widths[-1]
 
 

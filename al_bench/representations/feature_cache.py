@@ -11,6 +11,10 @@ in the same folder, fsynced, renamed); a miss takes an exclusive ``flock`` on ``
 (another job may have just written it), and only then extracts: two sweep jobs never extract the same thing.
 A file that cannot be read or does not match its key is extracted again, with one warning line on stderr.
 
+Resume: extraction goes chunk by chunk (:data:`CHUNK` images), each finished chunk written atomically to
+``<file>.parts/``; a killed extraction restarts at its first unfinished chunk (same key), and the parts are
+removed once the whole file is written. Non-finite features are refused before anything is cached.
+
 Extraction: the backbone in eval mode under ``torch.inference_mode``, batches of ``batch_size`` raw images
 ([0, 1] pixels: uint8 / 255, float data as stored, e.g. Repeated-MNIST's noisy copies), fp32, channels-last
 (about 20% faster for EfficientNet's depthwise convolutions on CPU), a tqdm progress bar on stderr.
@@ -22,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -57,6 +62,8 @@ DEFAULT_CACHE_DIR = "cache"
 #: 96 px make the allocator map and unmap its big buffers every batch: half the time goes to page faults
 #: (EfficientNet-Lite0, 1 thread: ~100 img/s of CPU time at 256, ~200 at 16).
 AUTO_BATCH_SIZE = {"cpu": 16, "cuda": 256}
+#: images per resumable chunk: an interrupted extraction restarts at its first unfinished chunk
+CHUNK = 4096
 _UNREADABLE = (RuntimeError, OSError, EOFError, ValueError, KeyError, TypeError)
 
 
@@ -158,8 +165,8 @@ def _read(path: Path, spec: dict[str, Any], n_train: int, n_test: int) -> tuple[
     train, test = obj["train"], obj["test"]
     if train.ndim != 2 or test.ndim != 2 or len(train) != n_train or len(test) != n_test:
         raise ValueError(f"shapes {tuple(train.shape)}, {tuple(test.shape)} differ from the dataset's")
-    if train.shape[1] != test.shape[1] or not (torch.isfinite(train).all() and torch.isfinite(test).all()):
-        raise ValueError("inconsistent or non-finite features")
+    if train.shape[1] != test.shape[1]:  # finiteness is checked before writing: a hit reads no page eagerly
+        raise ValueError("inconsistent feature widths")
     return train.float(), test.float()
 
 
@@ -247,8 +254,16 @@ def extract_features(
         hit = _try_read(path, key_spec, dataset, warn=True)  # written meanwhile, or corrupt: say so once
         if hit is not None:
             return hit
-        train, test, seconds = _extract(resolved, dataset, size, device, verbose)
+        parts = path.with_name(path.name + ".parts")
+        train, test, seconds = _extract(resolved, dataset, size, device, verbose, parts, key_spec)
+        if not (torch.isfinite(train).all() and torch.isfinite(test).all()):
+            shutil.rmtree(parts, ignore_errors=True)
+            raise ALBenchError(
+                f"the backbone {resolved.arch} gave non-finite features for {dataset.name}: nothing was "
+                "cached; check model.weights and the input transform"
+            )
         _write(path, {"format": FORMAT, "spec": key_spec, "train": train, "test": test, "seconds": seconds})
+        shutil.rmtree(parts, ignore_errors=True)
         if verbose:
             n = len(train) + len(test)
             print(
@@ -262,16 +277,31 @@ def extract_features(
 
 
 def _extract(
-    resolved: ResolvedBackbone, dataset: ArrayDataset, batch_size: int, device: torch.device, verbose: bool
+    resolved: ResolvedBackbone,
+    dataset: ArrayDataset,
+    batch_size: int,
+    device: torch.device,
+    verbose: bool,
+    parts: Path,
+    key_spec: dict[str, Any],
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(train, test, seconds of this call) of every image, chunk by chunk: a chunk already in ``parts`` (left
+    by an interrupted extraction of the same key) is read back, every new chunk is written there atomically
+    (the caller holds the lock and removes ``parts`` once the whole file is written)."""
     from tqdm import tqdm
 
-    backbone = create_backbone(resolved, seed=resolved.spec.init_seed).to(device)
-    backbone = backbone.to(memory_format=torch.channels_last)
-    total = len(dataset.x_train) + len(dataset.x_test)
+    splits = {"train": dataset.x_train, "test": dataset.x_test}
+    plan = [(name, start) for name, x in splits.items() for start in range(0, len(x), CHUNK)]
+    done = {chunk: f for chunk in plan if (f := _read_part(_part_path(parts, *chunk), key_spec)) is not None}
+    total = sum(len(x) for x in splits.values())
+    resumed = sum(len(f) for f in done.values())
+    if verbose and resumed:
+        print(f"features: resuming, {resumed} of {total} images read from {parts}", file=sys.stderr)
+    backbone = None
     t0 = time.perf_counter()
     with tqdm(
         total=total,
+        initial=resumed,
         unit="img",
         desc=f"features {resolved.arch} {dataset.name}",
         file=sys.stderr,
@@ -279,9 +309,37 @@ def _extract(
         mininterval=1.0,
         dynamic_ncols=True,
     ) as bar:
-        train = compute_features(backbone, dataset.x_train, batch_size, device, bar)
-        test = compute_features(backbone, dataset.x_test, batch_size, device, bar)
+        for name, start in plan:
+            if (name, start) in done:
+                continue
+            if backbone is None:
+                backbone = create_backbone(resolved, seed=resolved.spec.init_seed).to(device)
+                backbone = backbone.to(memory_format=torch.channels_last)
+            images = splits[name][start : start + CHUNK]
+            features = compute_features(backbone, images, batch_size, device, bar)
+            _write(_part_path(parts, name, start), {"format": FORMAT, "spec": key_spec, "features": features})
+            done[(name, start)] = features
+    out = {name: [done[(n, s)] for n, s in plan if n == name] for name in splits}
+    width = next(iter(done.values())).shape[1] if done else 0
+    train, test = (torch.cat(out[n]) if out[n] else torch.zeros(0, width) for n in ("train", "test"))
     return train, test, time.perf_counter() - t0
+
+
+def _part_path(parts: Path, split: str, start: int) -> Path:
+    return parts / f"{split}-{start:09d}.pt"
+
+
+def _read_part(path: Path, key_spec: dict[str, Any]) -> torch.Tensor | None:
+    """The features of one finished chunk, or None (absent, unreadable or of another key)."""
+    if not path.exists():
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except _UNREADABLE:
+        return None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT or obj.get("spec") != key_spec:
+        return None
+    return obj["features"]
 
 
 def features_dataset(

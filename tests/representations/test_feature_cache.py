@@ -218,3 +218,50 @@ def test_config_source_uses_paths_cache_dir_and_extract_batch_size(make_cfg, tmp
     assert seen == [7, 7] and len(files(tmp_path / "from_cfg")) == 1  # train, then test
     extract_features(make_cfg(*base, f"paths.cache_dir={tmp_path / 'auto'}"), ds, verbose=False)
     assert seen[2:] == [fc.AUTO_BATCH_SIZE["cpu"]] * 2 == [16, 16]  # null: the CPU size
+
+
+def test_killed_extraction_resumes_at_its_first_unfinished_chunk(tmp_path, ds, monkeypatch, capsys):
+    reference = extract_features(SPEC, ds, cache_dir=tmp_path / "ref", verbose=False)
+    monkeypatch.setattr(fc, "CHUNK", 8)  # 24 train images: 3 chunks, 9 test images: 2 chunks
+    real = fc.compute_features
+    computed: list[int] = []
+
+    def dies_after_two_chunks(backbone, images, *args, **kwargs):
+        if len(computed) == 2:
+            raise KeyboardInterrupt
+        computed.append(len(images))
+        return real(backbone, images, *args, **kwargs)
+
+    monkeypatch.setattr(fc, "compute_features", dies_after_two_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(SPEC, ds, cache_dir=tmp_path, verbose=False)
+    assert files(tmp_path) == [] and len(list(tmp_path.glob("features/*/*.parts/*.pt"))) == 2
+    computed.clear()
+    monkeypatch.setattr(fc, "compute_features", lambda *a, **k: computed.append(len(a[1])) or real(*a, **k))
+    train, test = extract_features(SPEC, ds, cache_dir=tmp_path, verbose=True)
+    assert computed == [8, 8, 1], "only the unfinished chunks: the third train chunk and both test chunks"
+    assert "resuming, 16 of 33 images" in capsys.readouterr().err
+    torch.testing.assert_close(train, reference[0])
+    torch.testing.assert_close(test, reference[1])
+    assert len(files(tmp_path)) == 1 and list(tmp_path.glob("features/*/*.parts")) == []
+
+
+def test_parts_of_another_key_are_not_reused(tmp_path, ds, monkeypatch):
+    monkeypatch.setattr(fc, "CHUNK", 8)
+    extract_features(SPEC, ds, cache_dir=tmp_path, verbose=False)
+    (path,) = files(tmp_path)
+    parts = path.with_name(path.name + ".parts")
+    parts.mkdir()
+    stale = {"format": fc.FORMAT, "spec": {"other": 1}, "features": torch.ones(8, 4)}
+    fc._write(parts / "train-000000000.pt", stale)
+    path.unlink()
+    train = extract_features(SPEC, ds, cache_dir=tmp_path, verbose=False)[0]
+    assert not torch.equal(train[:8, :4], torch.ones(8, 4)) and not parts.exists()
+
+
+def test_non_finite_features_are_refused_and_nothing_is_cached(tmp_path, ds, monkeypatch):
+    real = fc.compute_features
+    monkeypatch.setattr(fc, "compute_features", lambda *a, **k: real(*a, **k) * float("nan"))
+    with pytest.raises(ALBenchError, match="non-finite features"):
+        extract_features(SPEC, ds, cache_dir=tmp_path, verbose=False)
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.endswith(".lock")] == []
