@@ -536,9 +536,15 @@ def run_table(name: str, args: argparse.Namespace) -> list[str]:
         check_dataset(experiment)
     runs_dir = out / "runs"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.perf_counter()
     for argv in sweep_commands(table, runs_dir, args.launcher, args.jobs):
         print("$ python -m al_bench", " ".join(argv), flush=True)
         subprocess.run([sys.executable, "-m", "al_bench", *argv], cwd=ROOT, env=env, check=False)
+    minutes = (time.perf_counter() - start) / 60
+    print(
+        f"{name}: {len(table.strategies)} strategies x {table.seeds} seeds, sweeps {minutes:.1f} min wall",
+        flush=True,
+    )
     return finish(table, name, runs_dir, out, args.count_validation)
 
 
@@ -602,12 +608,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)))
     parser.add_argument("--seeds", type=int, default=None, help="override the table's number of seeds")
+    parser.add_argument(
+        "--strategies",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=None,
+        help="comma-separated: run only these of the tables' strategies (finished runs are skipped anyway)",
+    )
     parser.add_argument("--count-validation", action="store_true", help="budgets count validation labels")
     parser.add_argument("--smoke", action="store_true", help="every sweep x strategy, 1 cycle, tiny files")
     parser.add_argument("--keep", action="store_true", help="smoke: keep the temporary directory")
     parser.add_argument("--work", type=Path, default=None, help="smoke: data and results here (kept)")
     args = parser.parse_args(argv)
     names = sorted(TABLES) if "all" in args.names else list(dict.fromkeys(args.names))
+    if args.strategies:
+        known = sorted({s for name in names for s in TABLES[name].strategies})
+        unknown = [s for s in args.strategies if s not in known]
+        if unknown:
+            parser.error(
+                f"--strategies: {', '.join(unknown)} not in {' '.join(names)}; valid: {', '.join(known)}"
+            )
+        for name in names:  # every table keeps only the named strategies; one with none left is skipped
+            kept = [s for s in TABLES[name].strategies if s in args.strategies]
+            TABLES[name] = replace(TABLES[name], strategies=kept)
+        names = [name for name in names if TABLES[name].strategies]
     problems: list[str] = []
     if not args.smoke:
         for name in names:

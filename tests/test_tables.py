@@ -29,6 +29,7 @@ def _load_table_script() -> ModuleType:
 
 table_script = _load_table_script()
 TABLE_NAMES = sorted(table_script.TABLES)
+_ORIGINAL_TABLES = dict(table_script.TABLES)
 
 
 def test_every_table_has_a_make_target_and_is_in_the_smoke_step():
@@ -190,3 +191,22 @@ def test_smoke_end_to_end_and_failure_exit_code(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr(loop, "run_cycle", broken)
     assert table_script.main(["dbal-digits", "--smoke", "--work", str(tmp_path / "broken")]) == 1
+
+
+def test_strategies_option_restricts_the_tables_and_names_the_valid_ones(monkeypatch, capsys) -> None:
+    ran: dict[str, list[str]] = {}
+    monkeypatch.setattr(table_script, "run_table", lambda name, args: ran.setdefault(name, []) or [])
+    monkeypatch.setattr(table_script, "TABLES", dict(table_script.TABLES))  # main narrows the tables
+    assert table_script.main(["posterior-grid", "dbal-digits", "--strategies", "bald,random"]) == 0
+    assert sorted(ran) == ["dbal-digits", "posterior-grid"]
+    assert table_script.TABLES["posterior-grid"].strategies == ["bald"]
+    assert table_script.TABLES["dbal-digits"].strategies == ["random", "bald"]
+    ran.clear()
+    monkeypatch.setattr(table_script, "TABLES", dict(_ORIGINAL_TABLES))
+    assert table_script.main(["svp", "dbal-digits", "--strategies", "random"]) == 0
+    assert sorted(ran) == ["dbal-digits"], "a table left without strategies is skipped"
+    monkeypatch.setattr(table_script, "TABLES", dict(_ORIGINAL_TABLES))
+    with pytest.raises(SystemExit):
+        table_script.main(["svp", "--strategies", "entropy,nope"])
+    err = capsys.readouterr().err
+    assert "nope not in svp; valid: badge, entropy, vote_entropy" in err
