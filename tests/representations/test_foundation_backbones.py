@@ -1,7 +1,7 @@
 """The README's foundation-model commands (DINOv2, CLIP's image tower, ResNet-50) with the real timm archs at
 random init: no hub here, so what is checked is everything but the downloaded numbers: the arch names resolve,
-the documented input sizes build (ViT position embeddings for 98 / 224 px), the transform takes each model's own
-normalisation, features have the model's width, a weights file saved from the same arch loads (the offline
+the documented input sizes build (ViT position embeddings for 98 / 224 px), the transform takes each model's
+own normalisation, features have the model's width, a weights file saved from the same arch loads (the offline
 route the README gives) and the hub route fails in one line naming the exact repository."""
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def test_documented_foundation_archs_give_features_of_their_width(tmp_path, arch
     torch.testing.assert_close(torch.tensor(resolved.mean), torch.tensor(mean))
     backbone = create_backbone(resolved, seed=0).eval()
     assert backbone.num_features == width
-    grey = torch.randint(0, 256, (2, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    generator = torch.Generator().manual_seed(0)
+    grey = torch.randint(0, 256, (2, 1, 28, 28), generator=generator, dtype=torch.uint8)
     with torch.inference_mode():
         features = backbone(grey.float() / 255)
     assert features.shape == (2, width) and torch.isfinite(features).all()
@@ -39,7 +40,8 @@ def test_documented_foundation_archs_give_features_of_their_width(tmp_path, arch
     other = timm.create_model(arch, pretrained=False, num_classes=0, **_size_kwargs(resolved))
     path = tmp_path / "weights.pt"
     torch.save(other.state_dict(), path)
-    from_file = create_backbone(resolve_backbone(BackboneSpec(arch, weights=str(path), input_size=size))).eval()
+    spec = BackboneSpec(arch, weights=str(path), input_size=size)
+    from_file = create_backbone(resolve_backbone(spec)).eval()
     with torch.inference_mode():
         expected = other.eval()(from_file.input(grey.float() / 255))
         torch.testing.assert_close(from_file(grey.float() / 255), expected)
