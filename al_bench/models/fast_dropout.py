@@ -39,7 +39,7 @@ class FastDropout(nn.Dropout):
             return x * 0.0
         seed = int(torch.randint(0, _SEED_BOUND, (), dtype=torch.int64))
         uniform = np.random.Generator(np.random.PCG64(seed)).random(tuple(x.shape), dtype=np.float32)
-        mask = torch.from_numpy(uniform >= np.float32(self.p)).to(x.dtype).div_(1.0 - self.p)
+        mask = torch.from_numpy(uniform).ge_(self.p).to(x.dtype).div_(1.0 - self.p)  # 1[u >= p] / (1 - p)
         return x * mask
 
 
