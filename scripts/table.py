@@ -130,6 +130,12 @@ Median test accuracy at 20 / 50 / 100 / 150 / 200 / 250 labels:
 | RMNIST | random | 63.6 | 74.9 | 81.4 | 84.4 | 88.1 | 90.1 |
 """
 
+#: the posterior grid's sweeps, one per source (++: in a multirun Hydra first composes the default strategy,
+#: which has no posterior option)
+POSTERIOR_SWEEPS = {s: Sweep([f"++strategy.posterior={s}", f"variant={s}"]) for s in POSTERIORS}
+#: the SVP table's sweeps: the target selecting itself, then each proxy
+SVP_SWEEPS = {"self": Sweep([]), **{p: Sweep([f"proxy={p}", f"variant={p}"]) for p in SVP_PROXIES}}
+
 TABLES: dict[str, Table] = {
     "dispersion": Table(
         "dispersion_cifar10", ["random", "entropy", "margin", "coreset", "badge", "label_dispersion"], 3,
@@ -186,20 +192,18 @@ TABLES: dict[str, Table] = {
     ),
     "posterior-grid": Table(
         "digits_suite", POSTERIOR_GRID_STRATEGIES, 3, "results/posterior_grid",
-        # ++: in a multirun Hydra first composes the default strategy, which has no posterior option
-        sweeps={s: Sweep([f"++strategy.posterior={s}", f"variant={s}"]) for s in POSTERIORS},
+        sweeps=POSTERIOR_SWEEPS,
     ),
     "svp": Table(
         "digits_suite", SVP_STRATEGIES, 3, "results/svp",
-        sweeps={"self": Sweep([]), **{p: Sweep([f"proxy={p}", f"variant={p}"]) for p in SVP_PROXIES}},
+        sweeps=SVP_SWEEPS,
     ),
     "posterior-grid-fmnist": Table(
-        "fmnist_suite", POSTERIOR_GRID_STRATEGIES, 3, "results/posterior_grid_fmnist",
-        sweeps={s: Sweep([f"++strategy.posterior={s}", f"variant={s}"]) for s in POSTERIORS},
+        "fmnist_suite", POSTERIOR_GRID_STRATEGIES, 3, "results/posterior_grid_fmnist", sweeps=POSTERIOR_SWEEPS
     ),
     "svp-fmnist": Table(
         "fmnist_suite", SVP_STRATEGIES, 3, "results/svp_fmnist",
-        sweeps={"self": Sweep([]), **{p: Sweep([f"proxy={p}", f"variant={p}"]) for p in SVP_PROXIES}},
+        sweeps=SVP_SWEEPS,
     ),
     "suite-fmnist-frozen": Table(
         "fmnist_frozen_suite", [s for s in ALL_STRATEGIES if s != "bait"], 5, "results/fashion_mnist_frozen",
