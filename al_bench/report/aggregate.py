@@ -258,19 +258,7 @@ def _identity(run_dir: Path) -> dict:
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
             pass
     config = _read_config(run_dir / "config.yaml")
-    ident: dict = dict(DEFAULTED_TEXT)
-    parts = run_dir.parts
-    if len(parts) >= 4 and parts[-1].startswith("seed="):
-        has_variant = len(parts) >= 5 and _name(config.get("strategy")) == parts[-3]
-        head = parts[-5:-1] if has_variant else parts[-4:-1]
-        ident |= {
-            "dataset": head[0],
-            "model": head[1],
-            "strategy": head[2],
-            "seed": parts[-1][len("seed=") :],
-        }
-        if has_variant:
-            ident["variant"] = parts[-2]
+    ident: dict = dict(DEFAULTED_TEXT) | _path_keys(run_dir, config)
     for key in ("dataset", "model", "strategy", "budget", "scenario"):
         name = _name(config.get(key))
         if name is not None:
@@ -280,11 +268,24 @@ def _identity(run_dir: Path) -> dict:
     return ident
 
 
+def _path_keys(run_dir: Path, config: dict) -> dict[str, str]:
+    """dataset, model, strategy, seed and the variant level of ``.../<dataset>/<model>/<strategy>[/<variant>]/
+    seed=<seed>`` (a variant level is recognised when ``config`` names the strategy one level above it)."""
+    parts = run_dir.parts
+    if len(parts) < 4 or not parts[-1].startswith("seed="):
+        return {}
+    has_variant = len(parts) >= 5 and _name(config.get("strategy")) == parts[-3]
+    head = parts[-5:-1] if has_variant else parts[-4:-1]
+    keys = {"dataset": head[0], "model": head[1], "strategy": head[2], "seed": parts[-1][len("seed=") :]}
+    return keys | ({"variant": parts[-2]} if has_variant else {})
+
+
 def _setting_from_config(path: Path) -> dict[str, str]:
     """scenario and variant of a run whose curve.csv predates those columns, from its config.yaml if it has
-    them (``scenario: {name: ...}``, ``variant: ...``); {} otherwise."""
+    them (``scenario: {name: ...}``, ``variant: ...``), else the variant level of its directory; {} otherwise.
+    """
     config = _read_config(path)
-    out = {}
+    out = {k: v for k, v in _path_keys(path.parent, config).items() if k == "variant"}
     scenario = _name(config.get("scenario"))
     if scenario:
         out["scenario"] = scenario

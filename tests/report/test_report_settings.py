@@ -96,3 +96,17 @@ def test_curves_without_setting_columns_take_them_from_config_yaml(tmp_path):
     (protocol, _) = protocols(frame)
     assert ("scenario", "imbalanced") in protocol.main and ("scenario.ratio", "10") in protocol.main
     assert protocol.label == "digits / mlp / digits / imbalanced"
+
+
+def test_older_curve_in_a_variant_directory_takes_the_directory_variant(tmp_path):
+    """A curve that predates the variant column, moved under <strategy>/<variant>/ (a grid reusing a suite's
+    run): its setting is that variant, not the default one."""
+    run_dir = write_run(tmp_path, "bald", 0, [0.5, 0.6])
+    moved = run_dir.parent / "mc_dropout" / "seed=0"
+    moved.parent.mkdir()
+    run_dir.rename(moved)
+    (moved / "config.yaml").write_text(yaml.safe_dump({"strategy": {"name": "bald"}, "variant": None}))
+    frame = load_curves(tmp_path)
+    assert frame["variant"].tolist() == ["mc_dropout", "mc_dropout"]
+    write_run(tmp_path / "other", "bald", 0, [0.5, 0.6])  # no config, no variant level: the default
+    assert load_curves(tmp_path / "other")["variant"].tolist() == ["", ""]
