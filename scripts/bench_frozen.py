@@ -120,8 +120,9 @@ def labeled_pool(data: ALDataModule, n: int) -> ActivePool:
 
 def frozen_cycle(args: argparse.Namespace, ds: ArrayDataset, work: Path) -> dict[str, Any]:
     """(c) extraction into a fresh cache, its cache hit, and (b) the frozen cycle through run_cycle with each
-    fit engine (the plain loop, what ``trainer.engine=auto`` picks for a head, and Lightning's Trainer),
-    interleaved repeat by repeat so that both see the same machine load."""
+    variant of :data:`VARIANTS` (the plain loop, what ``trainer.engine=auto`` picks for a head; Lightning's
+    Trainer; the plain loop with an ``nn.Dropout`` head), interleaved repeat by repeat so that all see the
+    same machine load."""
     base = overrides(args, str(work / "frozen_run"), str(work / "cache"), freeze=True)
     cfgs = {name: compose(base + [f"trainer.engine={engine}"]) for name, (engine, _) in VARIANTS.items()}
     cfg = cfgs["plain"]

@@ -1,9 +1,9 @@
 """Inverted dropout whose CPU training masks come from NumPy's PCG64 instead of torch's CPU Bernoulli.
 
 torch draws CPU dropout masks element by element from MT19937: for the frozen protocol's [128, 1280] feature
-batches that is ~3 ms of a ~4 ms head step (``scripts/bench_frozen.py`` measures both side by side). NumPy's
-PCG64 fills float32 uniforms about 4x faster. :class:`FastDropout` keeps every semantic of ``nn.Dropout``
-that the rest of al_bench relies on:
+batches that is most of a head step (``scripts/bench_head_step.py`` measures the step with both, side by side:
+results/bench/head_step.md). NumPy's PCG64 fills the float32 uniforms about 3x faster. :class:`FastDropout`
+keeps every semantic of ``nn.Dropout`` that the rest of al_bench relies on:
 
 - it IS an ``nn.Dropout`` (same ``p``, identity in eval mode), so MC dropout's consistent masks,
   ``has_dropout`` and ``enable_dropout_only`` treat it exactly as before;
@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 _SEED_BOUND = 2**62
+_FLOATS = (torch.float32, torch.float64)
 
 
 class FastDropout(nn.Dropout):
@@ -41,6 +42,3 @@ class FastDropout(nn.Dropout):
         uniform = np.random.Generator(np.random.PCG64(seed)).random(tuple(x.shape), dtype=np.float32)
         mask = torch.from_numpy(uniform).ge_(self.p).to(x.dtype).div_(1.0 - self.p)  # 1[u >= p] / (1 - p)
         return x * mask
-
-
-_FLOATS = (torch.float32, torch.float64)
