@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from al_bench.errors import ALBenchError
+from al_bench.linear_step import LinearHeadStep, unsupported
 from al_bench.module import ALModule
 
 
@@ -81,9 +83,15 @@ def plain_fit(
     min_epochs: int = 0,
     callbacks: Sequence[Any] = (),
     progress: bool = False,
+    fused: str = "off",
 ) -> PlainTrainer:
     """Fit ``module`` on ``batches`` (re-iterated every epoch; ``(x [B, ...], y [B], index [B])``) for at most
-    ``max_epochs`` epochs; returns the trainer stand-in (its ``current_epoch`` = epochs run)."""
+    ``max_epochs`` epochs; returns the trainer stand-in (its ``current_epoch`` = epochs run).
+
+    ``fused``: ``"off"`` (autograd's steps), ``"auto"`` (the steps of
+    :class:`~al_bench.linear_step.LinearHeadStep`, autograd's bit for bit without autograd, for float32
+    batches when it reproduces the module, optimizer and device: :func:`~al_bench.linear_step.unsupported`) or
+    ``"require"`` (as auto, refused in one line when it does not)."""
     module.to(device)
     optimizer, scheduler = split_optimizer(module.configure_optimizers())
     n_batches = len(batches) if hasattr(batches, "__len__") else 0  # type: ignore[arg-type]
@@ -91,6 +99,17 @@ def plain_fit(
     module.attach_plain_trainer(trainer, scheduler)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     clip, algorithm = module.gradient_clip_val, module.gradient_clip_algorithm
+    linear_step = None
+    if fused not in ("off", "auto", "require"):
+        raise ValueError(f"fused must be off, auto or require, got {fused!r}")
+    reason = unsupported(module, optimizer, scheduler, torch.device(device)) if fused != "off" else "off"
+    if not reason:
+        linear_step = LinearHeadStep(module, optimizer)
+    elif fused == "require":
+        raise ALBenchError(
+            f"trainer.engine=fused trains a linear head with Adam on the CPU; this fit has {reason}: "
+            "use trainer.engine=plain (or auto)"
+        )
     bar = _progress_bar(max_epochs) if progress else None
     module.train()
     try:
@@ -103,15 +122,18 @@ def plain_fit(
                 for batch_idx, batch in enumerate(batches):
                     batch = _to_device(batch, device)
                     _call(callbacks, "on_train_batch_start", trainer, module, batch, batch_idx)
-                    loss, per_sample, logits = module.loss_and_logits(batch, epoch, int(max_epochs))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if clip:
-                        if algorithm == "value":
-                            torch.nn.utils.clip_grad_value_(params, clip_value=clip)
-                        else:
-                            torch.nn.utils.clip_grad_norm_(params, clip)
-                    optimizer.step()
+                    if linear_step is not None and batch[0].dtype == torch.float32:
+                        loss, per_sample, logits = linear_step(batch)
+                    else:
+                        loss, per_sample, logits = module.loss_and_logits(batch, epoch, int(max_epochs))
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        if clip:
+                            if algorithm == "value":
+                                torch.nn.utils.clip_grad_value_(params, clip_value=clip)
+                            else:
+                                torch.nn.utils.clip_grad_norm_(params, clip)
+                        optimizer.step()
                     trainer.global_step += 1
                     outputs = module.finish_step(batch, loss, per_sample, logits)
                     _call(callbacks, "on_train_batch_end", trainer, module, outputs, batch, batch_idx)

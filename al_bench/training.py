@@ -103,7 +103,9 @@ def train_model(
         all_callbacks.append(ValidationEarlyStopping(int(tcfg.early_stopping_patience), val_accuracy(data)))
     if tcfg.get("compile", False):
         net.compile()
-    if fit_engine(tcfg, net) == "plain":
+    engine = fit_engine(tcfg, net)
+    if engine != "lightning":
+        fused = "off" if engine == "plain" else ("require" if tcfg.get("engine") == "fused" else "auto")
         plain_fit(
             module,
             batches,
@@ -112,6 +114,7 @@ def train_model(
             min_epochs,
             all_callbacks,
             progress=progress_bar_enabled(tcfg.get("progress_bar", False)),
+            fused=fused,
         )
         return module
     trainer = pl.Trainer(
@@ -142,16 +145,20 @@ def callback_results(callbacks: Sequence[Any]) -> dict[str, Any]:
     return {cb.key: cb.result() for cb in callbacks if hasattr(cb, "key") and hasattr(cb, "result")}
 
 
-ENGINES = ("auto", "lightning", "plain")
+ENGINES = ("auto", "lightning", "plain", "fused")
 _PLAIN_PRECISIONS = ("32-true", "32", 32)
 
 
 def fit_engine(trainer_cfg: Mapping[str, Any] | DictConfig, net: torch.nn.Module | None = None) -> str:
-    """``trainer.engine`` resolved to ``"lightning"`` or ``"plain"`` (:func:`al_bench.plain_fit.plain_fit`).
+    """``trainer.engine`` resolved to ``"lightning"``, ``"plain"`` (:func:`al_bench.plain_fit.plain_fit` with
+    autograd's steps) or ``"fused"`` (the same loop with :class:`al_bench.linear_step.LinearHeadStep`'s steps,
+    bit for bit autograd's, where they apply).
 
-    ``auto``: plain for a :class:`FeatureHead` (frozen mode, where Lightning's per-step overhead is most of
-    the cycle) when the fit is on one device in full precision, Lightning otherwise. ``plain`` with several
-    devices, a Lightning strategy or another precision is refused in one line.
+    ``auto``: fused for a :class:`FeatureHead` (frozen mode, where Lightning's per-step overhead and then
+    autograd's are most of the cycle; a fit the fused step does not reproduce, e.g. with a scheduler or an MLP
+    head, takes autograd's steps) when the fit is on one device in full precision, Lightning otherwise.
+    ``plain`` or ``fused`` with several devices, a Lightning strategy or another precision is refused in one
+    line; ``fused`` for a fit it does not reproduce is refused when the fit starts.
     """
     engine = trainer_cfg.get("engine") or "auto"
     if engine not in ENGINES:
@@ -159,14 +166,14 @@ def fit_engine(trainer_cfg: Mapping[str, Any] | DictConfig, net: torch.nn.Module
     devices, strategy = trainer_cfg.get("devices", 1), trainer_cfg.get("strategy", "auto")
     precision = trainer_cfg.get("precision", "32-true")
     plain_ok = devices in (1, None) and strategy in ("auto", None) and precision in _PLAIN_PRECISIONS
-    if engine == "plain" and not plain_ok:
+    if engine in ("plain", "fused") and not plain_ok:
         raise ALBenchError(
-            f"trainer.engine=plain fits on one device in full precision; this run asks for "
+            f"trainer.engine={engine} fits on one device in full precision; this run asks for "
             f"devices={devices}, strategy={strategy}, precision={precision}: "
             "use trainer.engine=lightning (or auto)"
         )
     if engine == "auto":
-        return "plain" if plain_ok and isinstance(net, FeatureHead) else "lightning"
+        return "fused" if plain_ok and isinstance(net, FeatureHead) else "lightning"
     return str(engine)
 
 

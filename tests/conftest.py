@@ -115,3 +115,20 @@ def random_selection_context(
     return SelectionContext(
         model, data, pool, budget, 1, np.random.default_rng(seed), candidates=candidates, fit_model=fit_model
     )
+
+
+def assert_same_runs_with_engines(make_cfg, tmp_path: Path, engines: tuple[str, str], *overrides: str):
+    """Whole runs with each ``trainer.engine`` give the same curve (timings aside) and the same selections."""
+    import pandas as pd
+
+    from al_bench.loop import run
+
+    curves, picks = {}, {}
+    for engine in engines:
+        cfg = make_cfg(*overrides, f"trainer.engine={engine}")
+        cfg.paths.results_dir = str(tmp_path / engine)
+        result = run(cfg)
+        curves[engine] = result.curve.drop(columns=["train_s", "select_s", "eval_s"])
+        picks[engine] = pd.read_csv(result.run_dir / "selected.csv")
+    pd.testing.assert_frame_equal(curves[engines[0]], curves[engines[1]])
+    pd.testing.assert_frame_equal(picks[engines[0]], picks[engines[1]])

@@ -37,7 +37,7 @@ _CHANNEL_DROPOUT = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 
 #: elements of the repeated trunk output [rows * T, ...] fed to the tail at once (128 MiB in float32): a conv
 #: trunk output such as BatchBALD's CNN's [32, 24, 24] at T = 100 would otherwise take 7 GiB per 1,024 inputs.
-MAX_TAIL_ELEMENTS = 1 << 25
+MAX_TAIL_ELEMENTS = 1 << 21
 
 
 def dropout_layers(model: nn.Module) -> list[nn.Module]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -23,6 +22,7 @@ from al_bench.loop import run
 from al_bench.models.feature_head import FeatureHead
 from al_bench.models.mlp import MLP
 from al_bench.training import fit_engine, train_model
+from tests.conftest import assert_same_runs_with_engines
 
 
 class BatchRecorder(pl.Callback):
@@ -162,35 +162,29 @@ def test_plain_fit_callbacks_record_the_same_dynamics_and_snapshots(make_cfg):
     ids=lambda s: s[-1] if len(s) > 1 else s[0],
 )
 def test_whole_runs_give_the_same_curve_and_selections_with_either_engine(make_cfg, tmp_path, strategy):
-    curves, picks = {}, {}
-    for engine in ("lightning", "plain"):
-        cfg = make_cfg(*strategy, "trainer.max_epochs=3", "model.dropout=0.2", f"trainer.engine={engine}")
-        cfg.paths.results_dir = str(tmp_path / engine)
-        result = run(cfg)
-        curves[engine] = result.curve.drop(columns=["train_s", "select_s", "eval_s"])
-        picks[engine] = pd.read_csv(result.run_dir / "selected.csv")
-    pd.testing.assert_frame_equal(curves["lightning"], curves["plain"])
-    pd.testing.assert_frame_equal(picks["lightning"], picks["plain"])
+    overrides = [*strategy, "trainer.max_epochs=3", "model.dropout=0.2"]
+    assert_same_runs_with_engines(make_cfg, tmp_path, ("lightning", "plain"), *overrides)
 
 
-def test_auto_picks_plain_for_feature_heads_only():
+def test_auto_picks_the_plain_loop_with_fused_steps_for_feature_heads_only():
     head = FeatureHead((12,), 3)
     mlp = MLP([12], 3)
     auto = OmegaConf.create({"engine": "auto", "devices": 1, "strategy": "auto", "precision": "32-true"})
-    assert fit_engine(auto, head) == "plain"
+    assert fit_engine(auto, head) == "fused"  # the plain loop, linear-head steps without autograd
     assert fit_engine(auto, mlp) == "lightning"
     assert fit_engine(OmegaConf.merge(auto, {"engine": "plain"}), mlp) == "plain"
     assert fit_engine(OmegaConf.merge(auto, {"engine": "lightning"}), head) == "lightning"
     # what only Lightning does: auto falls back to it, an explicit plain is refused in one line
     for setting in ({"devices": 2}, {"strategy": "ddp"}, {"precision": "bf16-mixed"}):
         assert fit_engine(OmegaConf.merge(auto, setting), head) == "lightning"
-        with pytest.raises(ALBenchError, match="trainer.engine=lightning"):
-            fit_engine(OmegaConf.merge(auto, setting, {"engine": "plain"}), head)
+        for engine in ("plain", "fused"):
+            with pytest.raises(ALBenchError, match="trainer.engine=lightning"):
+                fit_engine(OmegaConf.merge(auto, setting, {"engine": engine}), head)
 
 
 def test_unknown_engine_is_refused_before_training(make_cfg):
     cfg = make_cfg("trainer.engine=fast")
-    with pytest.raises(ALBenchError, match="valid: auto, lightning, plain"):
+    with pytest.raises(ALBenchError, match="valid: auto, lightning, plain, fused"):
         run(cfg)
 
 

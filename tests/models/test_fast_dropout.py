@@ -9,7 +9,7 @@ from torch import nn
 
 from al_bench.data.base import ALDataModule, ArrayDataset
 from al_bench.models.base import enable_dropout_only, has_dropout
-from al_bench.models.fast_dropout import FastDropout
+from al_bench.models.fast_dropout import FastDropout, keep_mask
 from al_bench.models.feature_head import FeatureHead
 from al_bench.posteriors.mc_dropout import mc_dropout_probs
 
@@ -24,6 +24,20 @@ def test_mask_keeps_one_minus_p_and_scales_by_its_inverse(p):
     assert abs(kept.float().mean().item() - (1 - p)) < 5 * se
     torch.testing.assert_close(out[kept], torch.full((int(kept.sum()),), 1 / (1 - p)))
     assert abs(out.mean().item() - 1.0) < 5 * se / (1 - p)  # inverted dropout: unbiased
+
+
+@pytest.mark.parametrize("seed", [0, 12345, 2**62 - 1])
+def test_keep_mask_is_numpys_float32_uniforms_compared_with_p(seed):
+    """The raw-word comparison equals the definition, 1[u >= p] with u = Generator(PCG64(seed)).random(
+    dtype=float32), for p on a grid, odd sizes (a last half word) and p at float32 rounding edges."""
+    ps = [*np.arange(0.01, 1.0, 0.01), 1 / 3, 2**-24, 1 - 2**-24, 0.1 + 1e-9, 0.7 - 1e-9]
+    for shape in [(37, 129), (1,), (3, 5, 7)]:
+        u = np.random.Generator(np.random.PCG64(seed)).random(shape, dtype=np.float32)
+        for p in ps:
+            expected = torch.from_numpy(u.copy()).ge_(float(p)).numpy()  # FastDropout's first definition
+            for dtype in (np.float32, np.float64):
+                got = keep_mask(shape, float(p), seed, dtype)
+                assert got.dtype == dtype and np.array_equal(got, expected.astype(dtype)), (p, shape)
 
 
 def test_mask_entries_are_independent_across_rows_and_columns():
