@@ -2,7 +2,7 @@
 
 Issue 14's speed goal: the 25 strategies of al_bench's first catalogue x 5 seeds on Fashion-MNIST with cached
 EfficientNet-Lite0 features finish in under 15 minutes on 2 CPU cores. This runs exactly the frozen suite's
-sweeps (the Hydra multiruns of ``scripts/table.py suite-fmnist-frozen``: fmnist_frozen_suite.yaml, the suite's
+sweeps (the Hydra multirun of ``scripts/table.py suite-fmnist-frozen``: fmnist_frozen_suite.yaml, the suite's
 CPU sizing, 2 joblib workers of one torch thread each) for those strategies into a fresh temporary
 results directory, once per fit engine, side by side:
 
@@ -100,7 +100,7 @@ def markdown(results: dict[str, Any], args: argparse.Namespace, tables: dict[str
         "configs/experiment/fmnist_frozen_suite.yaml "
         "(EfficientNet-Lite0 features, linear head with dropout 0.2, Adam 1e-3, batch 128, 100 epochs per "
         "cycle, 10 + 10 x 20 labels, 2,000 candidates per cycle) with the suite's CPU sizing "
-        "(scripts/table.py FROZEN_CPU_SIZED). Issue 14's goal: under 15 minutes on 2 CPU cores.",
+        "(configs/sizing/frozen_cpu.yaml). Issue 14's goal: under 15 minutes on 2 CPU cores.",
         "",
         "| engine | steps | wall minutes | goal (< 15 min) |",
         "|---|---|---|---|",

@@ -33,20 +33,11 @@ if str(ROOT) not in sys.path:  # `python scripts/table.py` from a checkout witho
 
 ALL_STRATEGIES = sorted(p.stem for p in (ROOT / "configs" / "strategy").glob("*.yaml"))
 MC_DROPOUT = ["bald", "variation_ratio", "mc_entropy", "mean_std"]
-#: CPU-sized where the authors' defaults are GPU-sized (stated in the README)
-CPU_SIZED = {
-    "vaal": ["strategy.epochs=5", "strategy.width=32"],
-    "batchbald": ["strategy.num_joint_samples=2000"],
-}
-#: Fashion-MNIST, stated in the README with the suite's protocol: on 28x28 images VAAL's conv VAE at width 32
-#: and 5 epochs took ~4 minutes per cycle on this CPU (width 16, 2 epochs: ~10x less); BatchBALD's greedy over
-#: 2,000 candidates x 100 picks took ~2.4 minutes per cycle (the top 500 by BALD enter the greedy: ~4x less).
-FMNIST_CPU_SIZED = {
-    "vaal": ["strategy.epochs=2", "strategy.width=16"],
-    "batchbald": ["strategy.num_joint_samples=2000", "strategy.max_candidates=500"],
-    "suggestive_annotation": ["strategy.n_members=2"],  # each member is a full 20-epoch LeNet training
-    "mal": ["strategy.epochs=2", "strategy.width=16"],  # as VAAL: width auto (98 px) took > 20 min/cycle
-}
+# The suites' CPU sizing of strategies whose authors' defaults are GPU-sized (VAAL, MAL, BatchBALD, Suggestive
+# Annotation) lives in the configs: each suite's experiment selects a profile (configs/sizing/*.yaml) whose
+# configs/sized_strategy/<profile>_<strategy>.yaml set those options, so a whole suite is ONE multirun (one
+# worker pool, no idle worker while a group of 5 slow runs finishes) and a single run of the experiment gets
+# the suite's protocol.
 #: the realistic-pool suite: a CPU-sized subset of the Fashion-MNIST suite's strategies under each scenario
 REALISTIC_STRATEGIES = [
     "random", "entropy", "margin", "badge", "coreset", "bald", "typiclust", "label_dispersion",
@@ -57,14 +48,6 @@ POSTERIORS = ["mc_dropout", "ensemble", "dee", "snapshot", "split_head", "bbb"]
 #: selection via proxy (Coleman et al. 2020): the target selecting itself ("self") against two proxies
 SVP_STRATEGIES = ["entropy", "badge", "vote_entropy"]
 SVP_PROXIES = ["fewer_epochs", "mlp_fewer_epochs"]
-#: the frozen suite trains a linear head on cached features: BatchBALD's greedy and VAAL's VAE need sizing
-#: there. VAAL's MLP VAE and the authors' discriminator on 1,280-d features are compute (~8 GFLOP per
-#: iteration): ~2 s per selection at 1 epoch on one core here, ~13 s at 5, ~4 min at the authors' 100; at 5
-#: epochs VAAL alone took longer than the other 24 strategies of the 25 x 5 sweep together.
-FROZEN_CPU_SIZED = {
-    "batchbald": ["strategy.num_joint_samples=2000", "strategy.max_candidates=500"],
-    "vaal": ["strategy.epochs=1"],
-}
 
 
 @dataclass
@@ -178,10 +161,8 @@ TABLES: dict[str, Table] = {
         },
         thresholds=(0.90, 0.95), accuracy_budgets=(20, 50, 100, 150, 200, 250), published=BATCHBALD_PUBLISHED,
     ),
-    "suite-digits": Table("digits_suite", ALL_STRATEGIES, 5, "results/digits", strategy_overrides=CPU_SIZED),
-    "suite-fmnist": Table(
-        "fmnist_suite", ALL_STRATEGIES, 3, "results/fashion_mnist", strategy_overrides=FMNIST_CPU_SIZED
-    ),
+    "suite-digits": Table("digits_suite", ALL_STRATEGIES, 5, "results/digits"),
+    "suite-fmnist": Table("fmnist_suite", ALL_STRATEGIES, 3, "results/fashion_mnist"),
     "suite-fmnist-realistic": Table(
         "fmnist_frozen_suite", REALISTIC_STRATEGIES, 3, "results/fashion_mnist_realistic",
         sweeps={
@@ -209,7 +190,6 @@ TABLES: dict[str, Table] = {
     ),
     "suite-fmnist-frozen": Table(
         "fmnist_frozen_suite", [s for s in ALL_STRATEGIES if s != "bait"], 5, "results/fashion_mnist_frozen",
-        strategy_overrides=FROZEN_CPU_SIZED,
     ),
 }  # fmt: skip
 

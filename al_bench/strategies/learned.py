@@ -274,6 +274,9 @@ class VAAL(Strategy):
         vae.train()
         disc.train()
         for _ in range(iterations):
+            # the VAE steps backpropagate through the discriminator but never use its weight gradients
+            # (its own step zeroes them first): not computing them gives the VAE the same gradients
+            disc.requires_grad_(False)
             for _ in range(self.vae_steps):
                 xl, xu = draw()
                 recon_l, mu_l, logvar_l = _vae_forward(vae, xl)
@@ -288,6 +291,7 @@ class VAAL(Strategy):
                 opt_vae.zero_grad(set_to_none=True)
                 loss.backward()
                 opt_vae.step()
+            disc.requires_grad_(True)
             for step in range(self.adv_steps):
                 if step > 0 or self.vae_steps == 0:
                     xl, xu = draw()

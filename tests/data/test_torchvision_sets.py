@@ -304,3 +304,27 @@ def test_data_module_serves_normalised_batches(tmp_path: Path) -> None:
     assert [len(b[0]) for b in batches] == [4, 4, 4, 3]
     assert all(b[0].dtype == torch.float32 and b[0].shape[1:] == (3, 32, 32) for b in batches)
     assert sorted(torch.cat([b[2] for b in batches]).tolist()) == list(range(15))
+
+
+def test_fashion_mnist_files_are_decoded_once_per_process_by_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep worker loads the same files run after run: the second load decodes nothing, and a file whose
+    bytes change (same size, same second) is decoded again."""
+    arrays = write_mnist_like(tmp_path, "", np.random.default_rng(9), gz=True, flat=True)
+    monkeypatch.setattr(torchvision_sets, "_IDX_CACHE", {})
+    decoded = []
+    real = torchvision_sets._decode_idx
+    monkeypatch.setattr(torchvision_sets, "_decode_idx", lambda *a: decoded.append(a[2]) or real(*a))
+    first = LOADERS["fashion_mnist"](tmp_path, verify=False)
+    second = LOADERS["fashion_mnist"](tmp_path, verify=False)
+    assert len(decoded) == 4 and torch.equal(first.x_train, second.x_train)
+    second.x_train[0, 0, 0, 0] += 1  # datasets get their own copies: the cache is not touched
+    assert torch.equal(LOADERS["fashion_mnist"](tmp_path, verify=False).x_train, first.x_train)
+    altered = arrays["t10k-images-idx3-ubyte"].copy()
+    altered[1, 5, 5] ^= 1
+    with gzip.open(tmp_path / "t10k-images-idx3-ubyte.gz", "wb") as f:
+        f.write(_idx_bytes(altered))
+    third = LOADERS["fashion_mnist"](tmp_path, verify=False)
+    assert decoded[4:] == ["t10k-images-idx3-ubyte"]
+    assert torch.equal(third.x_test[:, 0], torch.from_numpy(altered))
