@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 #: config keys that do not change a run's results (ignored when checking that a resume matches, never in a
 #: variant). ``variant`` is derived from the overrides and already in the directory name; the fit engines
-#: give the same weights bit for bit (tests/core/test_plain_fit.py).
+#: give the same weights bit for bit (tests/core/test_plain_fit.py, tests/core/test_linear_step.py).
 VOLATILE_KEYS = (
     "overwrite", "recover", "paths", "logger", "trainer.progress_bar", "verbose", "diagnostics", "threads",
     "variant", "trainer.engine",
