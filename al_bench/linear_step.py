@@ -5,8 +5,8 @@ cross-entropy and Adam, ~3,150 steps of a [128, 1280] batch per run. Autograd's 
 wrappers and the dropout module cost more than the arithmetic at that size. :class:`LinearHeadStep` computes
 the same step from the same ATen kernels, in the same order, with the same scalars:
 
-- dropout: one seed from torch's default generator and PCG64's mask (:func:`~al_bench.models.fast_dropout.
-  keep_mask`), h = x * keep * 1 / (1 - p), as ``FastDropout.forward``;
+- dropout: the head's own ``FastDropout`` forward (one seed from torch's default generator, PCG64's mask),
+  outside autograd;
 - forward: logits = ``F.linear(h, W, b)``, log-probabilities = ``log_softmax``, per-sample loss =
   ``nll_loss(reduction="none")`` (what ``F.cross_entropy`` runs), loss = mean;
 - backward (as autograd's formulas): d per-sample = 1 / B (``MeanBackward``), ``nll_loss_backward``,
@@ -27,12 +27,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from al_bench.models.fast_dropout import FastDropout, draw_seed, inverse_keep, keep_mask
+from al_bench.models.fast_dropout import FastDropout
 from al_bench.models.feature_head import FeatureHead
 from al_bench.module import ALModule
 
@@ -80,10 +79,9 @@ def unsupported(
         on = [k for k in _ADAM_OFF if group.get(k)]
         if on:
             return f"Adam option(s) {', '.join(on)}"
-        if any(isinstance(group[k], torch.Tensor) for k in ("lr", "betas", "eps", "weight_decay")):
+        values = (group["lr"], *group["betas"], group["eps"], group["weight_decay"])
+        if any(isinstance(v, torch.Tensor) for v in values):
             return "tensor-valued Adam hyperparameters"
-        if isinstance(group["betas"][0], torch.Tensor) or isinstance(group["betas"][1], torch.Tensor):
-            return "tensor-valued Adam betas"
     if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks:
         return "the optimizer has step hooks"
     return ""
@@ -102,18 +100,6 @@ class LinearHeadStep:
         self.optimizer = optimizer
         self.weight, self.bias = self.net.head.weight, self.net.head.bias
         self.groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
-        self.dropout = self.net.rest if isinstance(self.net.rest, FastDropout) else None
-
-    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The head's input: ``x`` [B, D] through the dropout layer (in training mode, as its forward)."""
-        x = x.flatten(1)
-        drop = self.dropout
-        if drop is None or not drop.training or drop.p == 0.0:
-            return x
-        if drop.p == 1.0:
-            return x * 0.0
-        keep = torch.from_numpy(keep_mask(tuple(x.shape), drop.p, draw_seed(), np.float32))
-        return x.mul(keep).mul_(inverse_keep(drop.p, x.dtype))
 
     def __call__(
         self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -121,7 +107,7 @@ class LinearHeadStep:
         x, y, _ = batch
         with torch.no_grad():
             weight, bias = self.weight.detach(), self.bias.detach()
-            h = self._inputs(x)
+            h = self.net.tail_features(self.net.trunk(x))  # [B, D] through the head's dropout, if any
             logits = F.linear(h, weight, bias)
             log_probs = torch.log_softmax(logits, 1)
             per_sample = F.nll_loss(log_probs, y, reduction="none")

@@ -99,17 +99,17 @@ def plain_fit(
     module.attach_plain_trainer(trainer, scheduler)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     clip, algorithm = module.gradient_clip_val, module.gradient_clip_algorithm
-    linear_step = None
     if fused not in ("off", "auto", "require"):
         raise ValueError(f"fused must be off, auto or require, got {fused!r}")
-    reason = unsupported(module, optimizer, scheduler, torch.device(device)) if fused != "off" else "off"
-    if not reason:
-        linear_step = LinearHeadStep(module, optimizer)
-    elif fused == "require":
-        raise ALBenchError(
-            f"trainer.engine=fused trains a linear head with Adam on the CPU; this fit has {reason}: "
-            "use trainer.engine=plain (or auto)"
-        )
+    linear_step = None
+    if fused != "off":
+        reason = unsupported(module, optimizer, scheduler, torch.device(device))
+        if reason and fused == "require":
+            raise ALBenchError(
+                f"trainer.engine=fused trains a linear head with Adam on the CPU; this fit has {reason}: "
+                "use trainer.engine=plain (or auto)"
+            )
+        linear_step = None if reason else LinearHeadStep(module, optimizer)
     bar = _progress_bar(max_epochs) if progress else None
     module.train()
     try:

@@ -19,12 +19,9 @@ loading, training, selection, evaluation, writing the runs. Without Fashion-MNIS
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,8 +29,8 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_common import ROOT, write_results  # noqa: E402
-from table import TABLES, check_dataset, sweep_commands  # noqa: E402
+from _bench_common import write_results  # noqa: E402
+from table import TABLES, check_dataset, run_multiruns, sweep_commands  # noqa: E402
 
 #: the strategies of the first catalogue (the issue's "25 strategies"); the frozen suite runs 33
 FIRST_CATALOGUE = [
@@ -50,13 +47,7 @@ _TIMES = ["train_s", "select_s", "eval_s"]
 def run_sweep(engine: str, runs_dir: Path, seeds: int, jobs: int, strategies: list[str]) -> float:
     """Wall seconds of the table's multiruns for ``strategies`` x ``seeds`` with ``trainer.engine``."""
     table = replace(TABLES["suite-fmnist-frozen"], strategies=strategies, seeds=seeds)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    for argv in sweep_commands(table, runs_dir, "joblib", jobs):
-        argv = [*argv, f"trainer.engine={engine}"]
-        print("$ python -m al_bench", " ".join(argv), flush=True)
-        subprocess.run([sys.executable, "-m", "al_bench", *argv], cwd=ROOT, env=env, check=False)
-    return time.perf_counter() - start
+    return run_multiruns(sweep_commands(table, runs_dir, "joblib", jobs), (f"trainer.engine={engine}",))
 
 
 def load_runs(runs_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

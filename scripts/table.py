@@ -512,6 +512,18 @@ def report(runs_dir: Path, out: Path, count_validation: bool) -> bool:
     return report_main(argv) == 0
 
 
+def run_multiruns(commands: list[list[str]], extra: tuple[str, ...] = ()) -> float:
+    """``python -m al_bench <argv> <extra>`` for each multirun argument list, one after the other, each job on
+    one thread (OMP / MKL); returns the wall seconds of them all. A failing run reports in its status.json."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    for argv in commands:
+        argv = [*argv, *extra]
+        print("$ python -m al_bench", " ".join(argv), flush=True)
+        subprocess.run([sys.executable, "-m", "al_bench", *argv], cwd=ROOT, env=env, check=False)
+    return time.perf_counter() - start
+
+
 def run_table(name: str, args: argparse.Namespace) -> list[str]:
     """Run one table (sweeps, report, thresholds); returns the problems (empty when every run finished)."""
     table = TABLES[name]
@@ -521,12 +533,7 @@ def run_table(name: str, args: argparse.Namespace) -> list[str]:
     for experiment in table.experiments():
         check_dataset(experiment)
     runs_dir = out / "runs"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    for argv in sweep_commands(table, runs_dir, args.launcher, args.jobs):
-        print("$ python -m al_bench", " ".join(argv), flush=True)
-        subprocess.run([sys.executable, "-m", "al_bench", *argv], cwd=ROOT, env=env, check=False)
-    minutes = (time.perf_counter() - start) / 60
+    minutes = run_multiruns(sweep_commands(table, runs_dir, args.launcher, args.jobs)) / 60
     print(
         f"{name}: {len(table.strategies)} strategies x {table.seeds} seeds, sweeps {minutes:.1f} min wall",
         flush=True,
